@@ -1,0 +1,38 @@
+# The README's commands. Each target sets up what it needs: a virtual environment in .venv with the
+# package installed in editable mode, then a check that the data can be found.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+BUDGET ?= lecture
+SEEDS  ?= 0
+DATASET ?= fashion-mnist
+
+.PHONY: setup data lab test trajectory bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e ".[lab,dev,bench]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+data: setup
+	$(BIN)/python -m ldae_lite data
+
+lab: data
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+# Unit tests, then every notebook top to bottom at the smoke budget.
+test: data
+	LDAE_BUDGET=smoke $(BIN)/python -m pytest tests
+	LDAE_BUDGET=smoke $(BIN)/python -m pytest --nbmake --nbmake-timeout=600 notebooks
+
+trajectory: data
+	$(BIN)/python -m ldae_lite trajectory --budget $(BUDGET) --dataset $(DATASET) --seeds $(SEEDS)
+
+bench: data
+	$(BIN)/python benchmarks/bench_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
