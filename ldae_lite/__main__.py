@@ -1,0 +1,91 @@
+"""Command line: ``python -m ldae_lite {data, trajectory, run, pixels}``. The main job is ``trajectory``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import budgets, recipes
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ldae_lite", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("data", help="say which datasets are found and where")
+
+    def common(p):
+        p.add_argument("--budget", default=None, choices=tuple(budgets.BUDGETS),
+                       help="model/training size (default: $LDAE_BUDGET or lecture)")
+        p.add_argument("--dataset", default="fashion-mnist")
+
+    p = sub.add_parser("trajectory", help="run the paper's 13 steps, print ours vs the paper, save the table")
+    common(p)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--out", default=None, help="folder for JSON/Markdown/PNG (default: runs/trajectory)")
+    p.add_argument("--no-generate", action="store_true", help="skip sampling and the Frechet distance")
+    p.add_argument("--steps", nargs="+", default=None, help=f"a subset of step keys: {tuple(recipes.STEPS)}")
+
+    p = sub.add_parser("run", help="train and probe one trajectory step")
+    common(p)
+    p.add_argument("step", choices=tuple(recipes.STEPS))
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("pixels", help="linear probe and kNN on raw pixels")
+    common(p)
+
+    args = parser.parse_args(argv)
+    if args.command == "data":
+        return _data()
+    if args.command == "pixels":
+        from .probe import raw_pixel_baseline
+
+        b = budgets.get_budget(args.budget)
+        r = raw_pixel_baseline(args.dataset, probe_train=b.probe_train, probe_test=b.probe_test, epochs=b.probe_epochs)
+        print(f"raw pixels on {args.dataset} ({r.n_train}/{r.n_test} images): linear probe {r.linear.accuracy:.2f}%, "
+              f"kNN {r.knn:.2f}%, {r.seconds:.0f} s")
+        return 0
+    if args.command == "run":
+        from .experiment import run
+
+        step = recipes.get_step(args.step)
+        r = run(step.recipe, args.budget, args.dataset, args.seed, generate=step.generative)
+        print(f"{step.key}: linear probe {r.probe_accuracy:.2f}% (paper {step.paper_accuracy}), "
+              f"kNN {r.knn_accuracy:.2f}%, {r.train_seconds:.0f} s training at {r.images_per_s:.0f} img/s")
+        return 0
+    # trajectory
+    from pathlib import Path
+
+    from . import report
+    from .experiment import runs_dir
+
+    steps = recipes.TRAJECTORY if args.steps is None else tuple(recipes.get_step(k) for k in args.steps)
+    rep = report.trajectory(args.budget, args.dataset, tuple(args.seeds), steps, generate=not args.no_generate)
+    print()
+    print(report.to_markdown(rep))
+    paths = report.save(rep, Path(args.out) if args.out else runs_dir() / "trajectory")
+    print("written: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _data() -> int:
+    from . import data
+
+    ok = True
+    for name in ("fashion-mnist", "digits"):
+        try:
+            ds = data.load(name, "train")
+            print(f"  {name}: {len(ds.labels)} training images ({ds.source})")
+        except (FileNotFoundError, RuntimeError) as e:
+            ok = name != "fashion-mnist" and ok
+            print(f"  {name}: not available -- {e}")
+    try:
+        ds = data.load("cifar10", "train")
+        print(f"  cifar10: {len(ds.labels)} training images ({ds.source})")
+    except (FileNotFoundError, RuntimeError) as e:
+        print(f"  cifar10: not available (optional) -- {str(e).splitlines()[0]}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

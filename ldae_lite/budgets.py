@@ -1,0 +1,103 @@
+"""Budgets: one switch (``LDAE_BUDGET``) that sizes every run in the series.
+
+A budget fixes the model size, the number of optimizer steps, how much data is used and how the probe
+is run. The recipe (what the paper changes step by step) is separate: any recipe runs at any budget.
+
+| budget  | where                    | purpose                                                    |
+|---------|--------------------------|------------------------------------------------------------|
+| smoke   | CI, tests (2 CPU cores)  | every cell runs in seconds; nothing is claimed             |
+| lecture | a laptop CPU (default)   | trends visible in a few minutes per notebook               |
+| full    | one GPU (sized for H100) | the trajectory with enough signal to compare to the paper  |
+
+Override single fields with ``dataclasses.replace(get_budget("lecture"), steps=800)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+ENV_VAR = "LDAE_BUDGET"
+DEFAULT = "lecture"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How big and how long. Defaults are the lecture budget; the presets are in :data:`BUDGETS`."""
+
+    name: str = "lecture"
+    # Denoiser (DiT/ViT). The paper uses DiT-L (width 1024, 24 blocks, 16 heads); the lecture size is a
+    # ViT-Tiny-like 192 x 6 (2.7M parameters, ~300 img/s bf16 training on 2 CPU cores at 64 tokens).
+    width: int = 192
+    depth: int = 6  # total blocks; the encoder is the first depth // 2 (the paper's symmetric 12/12 split)
+    heads: int = 3  # head dim 64, as in ViT/DiT
+    mlp_ratio: float = 4.0  # ViT standard
+    # Denoiser optimisation. The paper: batch 2048, blr 1e-4 (lr 8e-4), 400 epochs, no weight decay.
+    # At small batch and few steps a higher lr converges faster; 1e-3 was stable at width 192.
+    steps: int = 400
+    batch_size: int = 256
+    lr: float = 1e-3
+    warmup_frac: float = 0.05  # linear warmup over 5% of steps, then half-cycle cosine (paper: 100 of 400 ep)
+    weight_decay: float = 0.0  # the paper uses none (PAPER.md §4, pre-training hyper-parameters)
+    # Tokenizers that need gradient training (conv VAE, patch VAE/AE; PCA needs none).
+    tokenizer_steps: int = 300
+    tokenizer_batch: int = 128
+    # Label-trained CNN standing in for the supervised VGG of the perceptual loss (and for FID features).
+    cnn_steps: int = 300
+    # Data. None = the whole training split.
+    train_subset: int | None = None
+    # Linear / kNN probe. None = the whole split; epochs as in MAE's probe would be 90.
+    probe_train: int | None = None
+    probe_test: int | None = None
+    probe_epochs: int = 30
+    # Generation (only for the FID-like column of the class-conditional steps).
+    sample_steps: int = 50
+    fid_samples: int = 2000
+
+    def __post_init__(self):
+        if self.width % self.heads:
+            raise ValueError(f"width={self.width} must be divisible by heads={self.heads}")
+        if self.depth < 2:
+            raise ValueError(f"depth={self.depth} must be >= 2 (encoder = depth // 2 blocks, decoder the rest)")
+        for field in ("steps", "batch_size", "tokenizer_steps", "tokenizer_batch", "cnn_steps", "probe_epochs",
+                      "sample_steps", "fid_samples"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field}={getattr(self, field)} must be >= 1")
+        if not 0.0 <= self.warmup_frac < 1.0:
+            raise ValueError(f"warmup_frac={self.warmup_frac} must be in [0, 1)")
+
+
+BUDGETS: dict[str, Budget] = {
+    # Seconds on 2 CPU cores: a 64-wide, 2-block model sees 30 batches. Checks that everything runs.
+    "smoke": Budget(
+        name="smoke", width=64, depth=2, heads=2, mlp_ratio=4.0, steps=30, batch_size=64, lr=1e-3,
+        tokenizer_steps=30, tokenizer_batch=64, cnn_steps=30, train_subset=2048,
+        probe_train=2048, probe_test=1000, probe_epochs=10, sample_steps=10, fid_samples=256,
+    ),
+    # A few minutes per run on a laptop CPU (bf16 where supported): about 100k images seen (~2 epochs of
+    # Fashion-MNIST), the probe on all 60k / 10k features.
+    "lecture": Budget(name="lecture"),
+    # One H100: ViT-S-sized 384 x 12, 3000 steps of 512 (~25 epochs of Fashion-MNIST); the probe uses
+    # MAE's 90 epochs. lr lowered for the larger width and batch.
+    "full": Budget(
+        name="full", width=384, depth=12, heads=6, mlp_ratio=4.0, steps=3000, batch_size=512, lr=5e-4,
+        tokenizer_steps=2000, tokenizer_batch=256, cnn_steps=1000, train_subset=None,
+        probe_train=None, probe_test=None, probe_epochs=90, sample_steps=100, fid_samples=10000,
+    ),
+}
+
+
+def get_budget(name: str | Budget | None = None) -> Budget:
+    """A :class:`Budget` by name; a Budget passes through; None reads ``$LDAE_BUDGET`` (default lecture)."""
+    if isinstance(name, Budget):
+        return name
+    if name is None:
+        name = os.environ.get(ENV_VAR) or DEFAULT
+    key = str(name).strip().lower()
+    if key not in BUDGETS:
+        source = f" (from ${ENV_VAR})" if name == os.environ.get(ENV_VAR) else ""
+        raise ValueError(f"unknown budget {name!r}{source}; choose one of {tuple(BUDGETS)}")
+    return BUDGETS[key]
+
+
+__all__ = ["Budget", "BUDGETS", "DEFAULT", "ENV_VAR", "get_budget"]

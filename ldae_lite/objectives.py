@@ -1,0 +1,166 @@
+"""What the denoiser sees and what it is asked to predict: the corruption, the target and the loss.
+
+This is the only module that adds noise to a batch. The network (:mod:`ldae_lite.models`) never sees a
+schedule or a PCA basis; it maps tokens to tokens. An :class:`Objective` turns a clean batch into
+
+    network input  (N, L, in_dim)   noised latent z_t, or its inverse PCA in image space (Sec. 4.3)
+    condition t    (N,)             the noise step
+    target         (N, L, out_dim)  eps, the clean latent z_0, its inverse PCA, or the original image
+
+and weighs the error with lambda_t, following arXiv 2401.14404 eq. (2)-(4).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .noise import NoiseSchedule
+from .patches import patchify, unpatchify
+
+TARGETS = ("eps", "x0", "image")
+SPACES = ("latent", "image")
+
+
+class Objective:
+    """Corruption + target + loss for one recipe.
+
+    tokenizer: a fitted tokenizer with encode/decode ((N, C, H, W) <-> (N, L, d)).
+    schedule: the :class:`~ldae_lite.noise.NoiseSchedule` (sigma_t, gamma_t, t sampling).
+    target: 'eps' (eq. 2), 'x0' (eq. 3, the clean latent, or its inverse PCA when output_space='image')
+        or 'image' (the original image, eq. 4, residual weighted in the full PCA basis).
+    input_space / output_space: 'latent' or 'image' (through inverse PCA; Tab. 3 rows 11-12).
+    mask_ratio: > 0 replaces noise by MAE-style masking of image patches (a comparison on the same
+        backbone; not part of the paper's trajectory).
+    """
+
+    def __init__(self, tokenizer, schedule: NoiseSchedule, *, target="eps", input_space="latent",
+                 output_space="latent", loss_weight="none", residual_weight=0.1, class_cond=False,
+                 mask_ratio=0.0):
+        if target not in TARGETS:
+            raise ValueError(f"target={target!r} is not one of {TARGETS}")
+        for name, value in (("input_space", input_space), ("output_space", output_space)):
+            if value not in SPACES:
+                raise ValueError(f"{name}={value!r} is not one of {SPACES}")
+        self.tok, self.schedule = tokenizer, schedule
+        self.target, self.input_space, self.output_space = target, input_space, output_space
+        self.loss_weight, self.residual_weight = loss_weight, residual_weight
+        self.class_cond, self.mask_ratio = class_cond, mask_ratio
+        self.d = tokenizer.latent_dim
+        self.p, self.c = tokenizer.patch_size, tokenizer.channels
+        self.D = self.p * self.p * self.c  # pixels per patch (token)
+        self.needs_image = "image" in (input_space, output_space) or target == "image"
+
+    # -- dimensions the network needs ---------------------------------------------------------------
+    @property
+    def in_dim(self) -> int:
+        return self.D if self.input_space == "image" else self.d
+
+    @property
+    def out_dim(self) -> int:
+        return self.D if self.output_space == "image" else self.d
+
+    # -- data ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def prepare(self, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Encode a whole split once. Returns per-token rows (N, L, d [+ D]): the clean latent z_0,
+        followed by the image patch x_0 when the recipe works in image space."""
+        rows = []
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size]
+            z0 = self.tok.encode(x).float()  # (B, L, d)
+            rows.append(torch.cat([z0, patchify(x, self.p)], -1) if self.needs_image else z0)
+        return torch.cat(rows)
+
+    def split(self, rows: torch.Tensor):
+        """(N, L, d [+ D]) -> z_0 (N, L, d), x_0 patches (N, L, D) or None."""
+        return rows[..., :self.d], (rows[..., self.d:] if self.needs_image else None)
+
+    def to_patches(self, z: torch.Tensor) -> torch.Tensor:
+        """Inverse PCA (or any decoder) of latent tokens, as image patches: (N, L, d) -> (N, L, D)."""
+        return patchify(self.tok.decode(z), self.p)
+
+    def net_input(self, zt: torch.Tensor) -> torch.Tensor:
+        """What the network sees for a noised latent: z_t itself, or x_t = V^T z_t (Sec. 4.3, row 11)."""
+        return self.to_patches(zt) if self.input_space == "image" else zt
+
+    def clean_input(self, rows: torch.Tensor) -> torch.Tensor:
+        """The probe's input: the clean latent, or its projection through the tokenizer (sigma = 0)."""
+        z0, _ = self.split(rows)
+        return self.net_input(z0)
+
+    # -- the training loss --------------------------------------------------------------------------
+    def loss(self, model, rows: torch.Tensor, labels: torch.Tensor, generator: torch.Generator):
+        """lambda_t * || target - net(input, t, y) ||^2, averaged (eq. 2-4)."""
+        z0, x0 = self.split(rows)
+        n = z0.shape[0]
+        y = labels if self.class_cond else None
+        if self.mask_ratio > 0:
+            return self._masked_loss(model, z0, x0, y, generator)
+        # 1. draw the noise level and the noise in latent space; eq. (1)
+        t = self.schedule.sample_t(n, generator, device=z0.device)
+        eps = torch.randn(z0.shape, generator=generator, device=z0.device)
+        zt = self.schedule.add_noise(z0, t, eps)
+        # 2. the network predicts in latent or image space
+        pred = model(self.net_input(zt), t.float(), y).float()
+        # 3. per-sample squared error against the target
+        err = self._error(pred, z0, x0, eps)  # (N,)
+        # 4. lambda_t weighting (Sec. 4.1, 4.3)
+        return (self.schedule.loss_weight(self.loss_weight, t) * err).mean()
+
+    def _error(self, pred, z0, x0, eps) -> torch.Tensor:
+        if self.target == "eps":
+            return (pred - eps).pow(2).mean(dim=(1, 2))
+        if self.target == "x0" and self.output_space == "latent":
+            return (pred - z0).pow(2).mean(dim=(1, 2))
+        if self.target == "x0":  # image output, target V^T V x_0 (Tab. 3 row 12)
+            return (pred - self.to_patches(z0)).pow(2).mean(dim=(1, 2))
+        return residual_weighted_error(x0 - pred, self.tok.basis, self.d, self.residual_weight)
+
+    def _masked_loss(self, model, z0, x0, y, generator):
+        """MAE-style: hide a random subset of patches of the clean (projected) image; predict the image
+        on the hidden patches only. Same backbone, same target, a different corruption."""
+        inp = self.net_input(z0)  # the clean (projected) image, as at sigma = 0
+        n, length, _ = inp.shape
+        k = int(round(self.mask_ratio * length))
+        order = torch.rand((n, length), generator=generator, device=inp.device).argsort(dim=1)
+        masked = torch.zeros((n, length), device=inp.device, dtype=torch.bool)
+        masked.scatter_(1, order[:, :k], True)
+        inp = inp.masked_fill(masked.unsqueeze(-1), 0.0)
+        t = torch.zeros(n, device=inp.device)
+        pred = model(inp, t, y).float()
+        if self.target == "image":
+            r = (x0 - pred) @ self.tok.basis.T.to(pred.dtype)
+            per_token = (_residual_weights(self.tok.basis.shape[0], self.d, self.residual_weight,
+                                           pred.device) * r.pow(2)).mean(-1)
+        else:
+            per_token = (pred - (self.to_patches(z0) if self.output_space == "image" else z0)).pow(2).mean(-1)
+        return (per_token * masked).sum() / masked.sum().clamp(min=1)
+
+    # -- for sampling ---------------------------------------------------------------------------
+    def predict_z0(self, model_out: torch.Tensor, zt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The network's estimate of the clean latent z_0, whatever it was trained to predict."""
+        shape = (-1, 1, 1)
+        if self.target == "eps":
+            gamma = self.schedule.gamma(t).view(shape).clamp(min=0.02)  # gamma -> 0 at the last step
+            return (zt - self.schedule.sigma(t).view(shape) * model_out) / gamma
+        if self.output_space == "latent":
+            return model_out
+        return self.tok.encode(unpatchify(model_out, self.p, self.c))
+
+
+def _residual_weights(D: int, d: int, w: float, device) -> torch.Tensor:
+    weights = torch.full((D,), float(w), device=device)
+    weights[:d] = 1.0
+    return weights
+
+
+def residual_weighted_error(residual: torch.Tensor, basis: torch.Tensor, d: int, w: float) -> torch.Tensor:
+    """eq. (4): r = V_full (x_0 - net(x_t)); sum_i w_i r_i^2 with w_i = 1 for i <= d, w for i > d.
+
+    residual: (N, L, D) image-space error x_0 - prediction. basis: (D, D) orthonormal, rows are the
+    PCA components by decreasing variance. Returns the per-sample mean over tokens and D (N,), so with
+    w = 1 it is exactly the plain mean squared error (an orthonormal basis preserves the norm).
+    """
+    r = residual @ basis.T.to(residual.dtype)  # (N, L, D) coordinates in the full PCA basis
+    weights = _residual_weights(basis.shape[0], d, w, residual.device)
+    return (weights * r.pow(2)).mean(dim=(1, 2))

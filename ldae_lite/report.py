@@ -1,0 +1,133 @@
+"""The trajectory as a table: every step run over seeds, ours beside the paper's, written as JSON,
+Markdown and a Fig. 6-style chart."""
+
+from __future__ import annotations
+
+import math
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import budgets as budgets_mod
+from . import device as device_mod
+from .experiment import git_commit, run, write_json
+from .probe import raw_pixel_baseline
+from .recipes import TRAJECTORY, Step
+
+
+def _mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def trajectory(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: tuple[Step, ...] = TRAJECTORY,
+               generate: bool = True, progress: bool = True) -> dict:
+    """Run every step at every seed (cached runs are reused) and summarise them against the paper."""
+    budget = budgets_mod.get_budget(budget)
+    device = device_mod.get_device()
+    start = time.perf_counter()
+    raw = raw_pixel_baseline(dataset, probe_train=budget.probe_train, probe_test=budget.probe_test,
+                             epochs=budget.probe_epochs, verbose=progress)
+    rows, previous = [], None
+    for i, step in enumerate(steps):
+        print(f"\n=== step {i + 1}/{len(steps)}: {step.label} ({step.key}) ===")
+        results = [run(step.recipe, budget, dataset, s, generate=generate and step.generative, progress=progress)
+                   for s in seeds]
+        mean, std = _mean_std([r.probe_accuracy for r in results])
+        knn, _ = _mean_std([r.knn_accuracy for r in results])
+        fd, _ = _mean_std([r.frechet for r in results])
+        row = dict(key=step.key, label=step.label, legitimate=step.legitimate, paper=step.paper_accuracy,
+                   paper_fid=step.paper_fid, accuracies=[r.probe_accuracy for r in results], mean=mean, std=std,
+                   knn=knn, frechet=fd, train_seconds=sum(r.train_seconds for r in results),
+                   images_per_s=statistics.fmean(r.images_per_s for r in results),
+                   cached=all(r.cached for r in results))
+        if previous is not None:
+            row["delta"] = mean - previous["mean"]
+            row["paper_delta"] = step.paper_accuracy - previous["paper"]
+            # the paper's change has no sign when it is 0.0 (Tab. 3 row 11): nothing to agree with
+            row["same_sign"] = None if row["paper_delta"] == 0 else row["delta"] * row["paper_delta"] > 0
+            noise = _noise(previous["std"], std)
+            row["within_noise"] = None if noise is None else abs(row["delta"]) <= noise
+        rows.append(row)
+        previous = row
+        print(f"--> {step.key}: ours {_fmt(mean, std)}  paper {step.paper_accuracy:.1f}")
+    return dict(
+        meta=dict(budget=budget.name, dataset=dataset, seeds=list(seeds), device=device_mod.describe(device),
+                  torch=torch.__version__, python=platform.python_version(), commit=git_commit(),
+                  created=time.strftime("%Y-%m-%d %H:%M:%S"), wall_seconds=time.perf_counter() - start,
+                  command="python -m ldae_lite " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("__main__.py")
+                  else ""),
+        raw_pixels=dict(linear=raw.linear.accuracy, knn=raw.knn),
+        steps=rows,
+    )
+
+
+def _noise(std_a, std_b):
+    """Two standard errors of a difference of two means: a delta smaller than this is within noise."""
+    if std_a is None or std_b is None:
+        return None
+    return 2.0 * math.sqrt(std_a**2 + std_b**2)
+
+
+def _fmt(mean, std) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "")
+
+
+def _signed(x) -> str:
+    return "" if x is None else f"{x:+.2f}"
+
+
+def to_markdown(report: dict) -> str:
+    m = report["meta"]
+    lines = [
+        f"Budget `{m['budget']}`, dataset `{m['dataset']}`, seeds {m['seeds']}, {m['device']}, "
+        f"torch {m['torch']}, commit `{m['commit']}`, {m['created']}, wall time {m['wall_seconds'] / 60:.1f} min.",
+        "",
+        f"Raw-pixel baseline: linear probe {report['raw_pixels']['linear']:.2f}%, "
+        f"kNN {report['raw_pixels']['knn']:.2f}%.",
+        "",
+        "| # | step | ours (linear probe %) | Δ ours | paper | Δ paper | same sign | within noise | kNN | FD |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(report["steps"], 1):
+        label = r["label"] + ("" if r["legitimate"] else " (uses labels)")
+        sign = {True: "yes", False: "no"}.get(r.get("same_sign"), "")
+        noise = {True: "yes", False: "no"}.get(r.get("within_noise"), "n/a" if i > 1 else "")
+        fd = "" if r["frechet"] is None else f"{r['frechet']:.1f}"
+        lines.append(f"| {i} | {label} | {_fmt(r['mean'], r['std'])} | {_signed(r.get('delta'))} | "
+                     f"{r['paper']:.1f} | {_signed(r.get('paper_delta'))} | {sign} | {noise} | "
+                     f"{r['knn']:.2f} | {fd} |")
+    return "\n".join(lines) + "\n"
+
+
+def save(report: dict, out_dir) -> dict[str, Path]:
+    """Write ``trajectory.json``, ``trajectory.md`` and ``trajectory.png`` into ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .paper import TRAJECTORY as PAPER_STEPS
+    from .plots import plot_trajectory
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"trajectory_{report['meta']['dataset']}_{report['meta']['budget']}"
+    paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md", "png": out / f"{stem}.png"}
+    write_json(paths["json"], report)
+    tmp = paths["md"].with_suffix(".md.tmp")
+    tmp.write_text(to_markdown(report))
+    tmp.replace(paths["md"])
+    ours = {r["key"]: (r["mean"], r["std"] or 0.0) for r in report["steps"]}
+    ax = plot_trajectory(PAPER_STEPS, ours=ours)
+    ax.figure.savefig(paths["png"], dpi=120, bbox_inches="tight")
+    plt.close(ax.figure)
+    return paths

@@ -1,0 +1,67 @@
+"""Budgets: the presets, the LDAE_BUDGET switch, and the errors for unknown names."""
+
+import dataclasses
+
+import pytest
+
+from ldae_lite.budgets import BUDGETS, Budget, get_budget
+
+
+def test_presets_exist_and_grow():
+    assert set(BUDGETS) == {"smoke", "lecture", "full"}
+    smoke, lecture, full = BUDGETS["smoke"], BUDGETS["lecture"], BUDGETS["full"]
+    for name, b in BUDGETS.items():
+        assert b.name == name and b.width % b.heads == 0 and b.weight_decay == 0.0
+    for field in ("width", "depth", "steps", "probe_epochs", "sample_steps", "fid_samples"):
+        assert getattr(smoke, field) < getattr(lecture, field) < getattr(full, field), field
+    assert smoke.train_subset == 2048 and lecture.train_subset is None and full.probe_train is None
+
+
+def test_pinned_values():
+    smoke, lecture, full = BUDGETS["smoke"], BUDGETS["lecture"], BUDGETS["full"]
+    assert (smoke.width, smoke.depth, smoke.heads, smoke.steps, smoke.batch_size) == (64, 2, 2, 30, 64)
+    assert (smoke.probe_train, smoke.probe_test, smoke.probe_epochs) == (2048, 1000, 10)
+    assert (lecture.width, lecture.depth, lecture.heads, lecture.steps, lecture.batch_size) == (192, 6, 3, 400, 256)
+    assert (full.width, full.depth, full.heads, full.steps, full.batch_size, full.lr) == (384, 12, 6, 3000, 512, 5e-4)
+    assert lecture.warmup_frac == full.warmup_frac == 0.05
+
+
+def test_frozen_and_replace():
+    b = get_budget("smoke")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        b.steps = 1
+    longer = dataclasses.replace(b, steps=60)
+    assert longer.steps == 60 and b.steps == 30
+
+
+@pytest.mark.parametrize("env, expected", [(None, "lecture"), ("smoke", "smoke"), ("full", "full"),
+                                           ("Lecture", "lecture"), ("", "lecture")])
+def test_environment_selects_budget(monkeypatch, env, expected):
+    if env is None:
+        monkeypatch.delenv("LDAE_BUDGET", raising=False)
+    else:
+        monkeypatch.setenv("LDAE_BUDGET", env)
+    assert get_budget().name == expected
+    assert get_budget(None) is BUDGETS[expected]
+
+
+def test_explicit_name_and_passthrough(monkeypatch):
+    monkeypatch.setenv("LDAE_BUDGET", "full")
+    assert get_budget("smoke").name == "smoke"
+    custom = Budget(name="mine", width=32, heads=2)
+    assert get_budget(custom) is custom
+
+
+def test_unknown_budget(monkeypatch):
+    with pytest.raises(ValueError, match=r"'huge'.*smoke.*lecture.*full"):
+        get_budget("huge")
+    monkeypatch.setenv("LDAE_BUDGET", "tiny")
+    with pytest.raises(ValueError, match=r"'tiny'.*LDAE_BUDGET"):
+        get_budget()
+
+
+def test_invalid_fields():
+    with pytest.raises(ValueError, match="heads"):
+        Budget(width=100, heads=3)
+    with pytest.raises(ValueError, match="steps"):
+        Budget(steps=0)

@@ -1,0 +1,193 @@
+"""Dataset loading: every place Fashion-MNIST is looked for, CIFAR-10 through torchvision's own loader,
+digits, photos, and the messages a user sees when something is missing or misspelled."""
+
+import gzip
+import hashlib
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ldae_lite import data
+
+FMNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(monkeypatch, tmp_path):
+    """Each test starts with an empty in-memory cache and no Debian data unless it provides some."""
+    data.clear_cache()
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian-here")
+    monkeypatch.delenv("LDAE_DATA", raising=False)
+    yield
+    data.clear_cache()
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding of a uint8 array: 0, 0, type 0x08, ndim, big-endian sizes, then the bytes."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_fmnist(folder: Path, n_train: int = 6, n_test: int = 4, fill: int = 255, gz: bool = False) -> None:
+    """Tiny Fashion-MNIST-format files: image i is constant `fill` with pixel (0, 0) = i; label i % 10."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = np.full((n, 28, 28), fill, dtype=np.uint8)
+        images[:, 0, 0] = np.arange(n)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        for stem, array in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
+            payload = idx_bytes(array)
+            if gz:
+                with gzip.open(folder / (stem + ".gz"), "wb") as f:
+                    f.write(payload)
+            else:
+                (folder / stem).write_bytes(payload)
+
+
+def test_read_idx_offsets(tmp_path):
+    images = np.arange(2 * 28 * 28, dtype=np.uint32).reshape(2, 28, 28) % 256
+    (tmp_path / "img").write_bytes(idx_bytes(images))
+    assert len(idx_bytes(images)) - images.size == 16  # images start at byte 16
+    assert len(idx_bytes(np.zeros(3, np.uint8))) - 3 == 8  # labels at byte 8
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "img"), images)
+    (tmp_path / "bad").write_bytes(b"\x00\x00\x0d\x01" + b"\x00" * 8)
+    with pytest.raises(ValueError, match="unsigned-byte IDX"):
+        data.read_idx(tmp_path / "bad")
+
+
+def test_debian_path(monkeypatch, tmp_path, capsys):
+    debian = tmp_path / "debian"
+    write_fmnist(debian, gz=True)
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", debian)
+    train = data.load("fashion-mnist", "train", root=tmp_path / "empty", download=False)
+    assert train.images.shape == (6, 1, 32, 32) and train.images.dtype == torch.float32
+    assert train.labels.dtype == torch.int64 and train.labels.tolist() == [0, 1, 2, 3, 4, 5]
+    assert train.source == str(debian) and train.split == "train" and train.classes == data.CLASSES
+    # 28x28 padded by 2 on every side with the background value -1; 255 -> 1, 0 -> -1.
+    assert (train.images[:, :, :2] == -1).all() and (train.images[:, :, :, -2:] == -1).all()
+    assert (train.images[:, :, 2:30, 3:30] == 1).all()
+    assert train.images[0, 0, 2, 2] == -1 and train.images[5, 0, 2, 2] == pytest.approx(5 / 127.5 - 1)
+    out = capsys.readouterr().out
+    assert str(debian) in out and "fallback" in out and out.count("\n") == 1
+    assert len(data.load("fashion-mnist", "test", root=tmp_path / "empty", download=False)) == 4
+
+
+def test_raw_cache_path_wins_over_debian(monkeypatch, tmp_path):
+    write_fmnist(tmp_path / "FashionMNIST" / "raw", n_train=3, fill=0)
+    write_fmnist(tmp_path / "debian", n_train=7, gz=True)
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    train = data.load(root=tmp_path, download=False)
+    assert len(train) == 3 and train.source == str(tmp_path / "FashionMNIST" / "raw")
+    assert (train.images[:, :, 2:30, 3:30] == -1).all()
+
+
+def test_root_from_environment(monkeypatch, tmp_path):
+    write_fmnist(tmp_path / "FashionMNIST" / "raw")
+    monkeypatch.setenv("LDAE_DATA", str(tmp_path))
+    assert data.default_root() == tmp_path
+    assert data.load(split="test", download=False).source == str(tmp_path / "FashionMNIST" / "raw")
+
+
+def test_in_memory_cache(tmp_path, capsys):
+    write_fmnist(tmp_path / "FashionMNIST" / "raw")
+    first = data.load(root=tmp_path, download=False)
+    second = data.load(root=tmp_path, download=False)
+    assert second is first
+    assert "[in-memory cache]" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_missing_fashion_mnist_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        data.load("fashion-mnist", "train", root=tmp_path, download=False)
+    message = str(err.value)
+    assert "sudo apt-get install dataset-fashion-mnist" in message
+    assert str(tmp_path / "FashionMNIST" / "raw") in message and "download" in message
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar100", ""])
+def test_unknown_dataset(name):
+    with pytest.raises(ValueError, match="fashion-mnist.*cifar10.*digits"):
+        data.load(name)
+
+
+@pytest.mark.parametrize("split", ["val", "training", None])
+def test_unknown_split(split):
+    with pytest.raises(ValueError, match="split"):
+        data.load("digits", split)
+
+
+def write_cifar(root: Path, per_batch: int = 2) -> dict[str, str]:
+    """CIFAR-10's python layout with tiny batches; returns {file name: md5} for the integrity check."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for b, name in enumerate(names):
+        rows = np.zeros((per_batch, 3072), dtype=np.uint8)  # each row: 1024 R, then G, then B, row-major
+        rows[:, 0] = 255  # red channel, pixel (0, 0)
+        rows[:, 2048 + 1023] = 10 * b  # blue channel, pixel (31, 31)
+        entry = {"data": rows, "labels": [(b + j) % 10 for j in range(per_batch)], "batch_label": name}
+        (folder / name).write_bytes(pickle.dumps(entry))
+    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer",
+                            "dog", "frog", "horse", "ship", "truck"]}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+def test_cifar10_through_torchvision_loader(monkeypatch, tmp_path):
+    from torchvision.datasets import CIFAR10
+
+    md5 = write_cifar(tmp_path)
+    # torchvision checks each file's md5 against the real CIFAR-10's; point its table at our tiny files
+    # so the real loader code (integrity check, unpickling, HWC layout, meta) runs unchanged.
+    monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
+    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5["batches.meta"]})
+    train = data.load("cifar10", "train", root=tmp_path, download=False)
+    assert train.images.shape == (10, 3, 32, 32) and train.labels.dtype == torch.int64
+    assert train.classes[0] == "airplane" and len(train.classes) == 10
+    assert (train.images[:, 0, 0, 0] == 1).all() and (train.images[:, 1:, 0, 0] == -1).all()
+    assert train.images[2, 2, 31, 31] == pytest.approx(10 / 127.5 - 1)  # batch 2's blue corner
+    assert train.labels.tolist()[:4] == [0, 1, 1, 2]
+    test = data.load("cifar10", "test", root=tmp_path, download=False)
+    assert len(test) == 2 and test.images[0, 2, 31, 31] == pytest.approx(50 / 127.5 - 1)
+
+
+def test_cifar10_missing_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download") as err:
+        data.load("cifar10", root=tmp_path, download=False)
+    assert "cifar-10-batches-py" in str(err.value)
+
+
+def test_digits():
+    train, test = data.load("digits", "train"), data.load("digits", "test")
+    assert train.images.shape == (1500, 1, 32, 32) and len(test) == 297
+    assert train.images.min() == -1 and train.images.max() == 1
+    # nearest upsampling x4: every 4x4 block is constant
+    blocks = train.images[:5].reshape(5, 1, 8, 4, 8, 4)
+    assert (blocks == blocks[:, :, :, :1, :, :1]).all()
+    assert train.classes == tuple("0123456789")
+
+
+def test_sample_photos():
+    photos = data.sample_photos()
+    assert len(photos) == 2
+    for p in photos:
+        assert p.ndim == 3 and p.shape[2] == 3 and p.dtype == np.float32
+        assert -1 <= p.min() < p.max() <= 1
+    photos[0][:] = 0  # callers get copies
+    assert data.sample_photos()[0].min() < 0
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist)")
+def test_real_fashion_mnist(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", Path("/usr/share/datasets/fashion-mnist"))
+    test = data.load("fashion-mnist", "test", root=tmp_path, download=False)
+    assert test.images.shape == (10000, 1, 32, 32)
+    assert torch.bincount(test.labels).tolist() == [1000] * 10
+    assert (test.images[:, :, :2] == -1).all() and test.images.max() == 1

@@ -1,0 +1,70 @@
+"""Device selection, bf16 autocast, seeding, the measured peak and the one-line description."""
+
+import contextlib
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from ldae_lite import device as dev
+
+
+def test_cpu_is_always_available(capsys):
+    d = dev.get_device("cpu")
+    assert d == torch.device("cpu")
+    assert "device: cpu:" in capsys.readouterr().out
+    assert dev.get_device("cpu", verbose=False) == d and capsys.readouterr().out == ""
+
+
+def test_default_follows_environment(monkeypatch):
+    monkeypatch.setenv("LDAE_DEVICE", "cpu")
+    assert dev.get_device(verbose=False).type == "cpu"
+    monkeypatch.delenv("LDAE_DEVICE")
+    expected = "cuda" if torch.cuda.is_available() else None
+    assert dev.get_device(verbose=False).type in ({expected} if expected else {"mps", "cpu"})
+
+
+@pytest.mark.parametrize("name", ["tpu", "gpu", "xla"])
+def test_unknown_device(name):
+    with pytest.raises(ValueError, match="cuda.*mps.*cpu"):
+        dev.get_device(name, verbose=False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_unavailable_cuda():
+    with pytest.raises(ValueError, match="not available"):
+        dev.get_device("cuda", verbose=False)
+
+
+def test_autocast_on_cpu():
+    cpu = torch.device("cpu")
+    ctx = dev.autocast(cpu)
+    a, b = torch.randn(16, 16), torch.randn(16, 16)
+    with ctx:
+        out = a @ b
+    assert out.dtype == (torch.bfloat16 if dev.supports_bf16(cpu) else torch.float32)
+    assert isinstance(dev.autocast(cpu, enabled=False), contextlib.nullcontext)
+    with dev.autocast(cpu, enabled=False):
+        assert (a @ b).dtype == torch.float32
+
+
+def test_seed_everything():
+    dev.seed_everything(3)
+    first = (random.random(), np.random.rand(), torch.rand(1).item())
+    dev.seed_everything(3)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
+
+
+def test_peak_flops_measured_and_cached():
+    cpu = torch.device("cpu")
+    flops = dev.peak_flops(cpu, torch.float32, seconds=0.05)
+    assert 1e8 < flops < 1e14  # a real measurement: between 0.1 GFLOP/s and 100 TFLOP/s
+    assert dev.peak_flops("cpu", torch.float32, seconds=0.05) == flops  # cached per device and dtype
+
+
+def test_describe():
+    text = dev.describe("cpu")
+    assert text.startswith("cpu: ") and text.endswith(f"{torch.get_num_threads()} threads")
+    if torch.cuda.is_available():
+        assert dev.describe("cuda").startswith("cuda:")

@@ -1,0 +1,79 @@
+"""run(): cache hit, resume after an interruption, corrupted files; the CLI's trajectory on a tiny budget."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from ldae_lite import budgets, experiment
+from ldae_lite.recipes import LDAE, TRAJECTORY
+
+TINY = dataclasses.replace(budgets.get_budget("smoke"), name="tiny", steps=6, train_subset=256, probe_train=256,
+                           probe_test=128, tokenizer_steps=4, cnn_steps=4, fid_samples=32, sample_steps=3,
+                           probe_epochs=3, width=32, depth=2, heads=2)
+
+
+@pytest.fixture(autouse=True)
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("LDAE_RUNS", str(tmp_path))
+    return tmp_path
+
+
+def test_run_then_cache_hit(runs, capsys):
+    first = experiment.run(LDAE, TINY, "digits", seed=0, progress=False)
+    assert 0 <= first.probe_accuracy <= 100 and not first.cached and first.train_seconds > 0
+    second = experiment.run(LDAE, TINY, "digits", seed=0, progress=False)
+    assert second.cached and second.probe_accuracy == first.probe_accuracy
+    assert "reusing cached run" in capsys.readouterr().out
+
+
+def test_corrupted_result_is_recomputed(runs):
+    first = experiment.run(LDAE, TINY, "digits", seed=1, progress=False)
+    (result,) = runs.glob("denoisers/*/result.json")
+    result.write_text("{ not json")
+    with pytest.warns(UserWarning, match="corrupted file"):
+        again = experiment.run(LDAE, TINY, "digits", seed=1, progress=False)
+    assert not again.cached and again.probe_accuracy == pytest.approx(first.probe_accuracy)
+    assert json.loads(result.read_text())["probe_accuracy"] == again.probe_accuracy
+
+
+def test_corrupted_tokenizer_is_refit(runs):
+    recipe = TRAJECTORY[5].recipe  # patch VAE: a trained tokenizer
+    experiment.get_tokenizer(recipe, TINY, "digits", 0, "cpu", progress=False)
+    (path,) = runs.glob("tokenizers/*.pt")
+    path.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="corrupted file"):
+        tok = experiment.get_tokenizer(recipe, TINY, "digits", 0, "cpu", progress=False)
+    assert tok.encode(torch.zeros(2, 1, 32, 32)).shape == (2, 16, 16)
+
+
+def test_interrupted_run_resumes(runs, monkeypatch):
+    budget = dataclasses.replace(TINY, steps=10)
+    real_train = experiment.train
+
+    def interrupted(*args, **kwargs):
+        def stop(step, *a, **k):
+            if step >= 5:
+                raise KeyboardInterrupt
+        return real_train(*args, **kwargs, on_step=stop)
+
+    monkeypatch.setattr(experiment, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(LDAE, budget, "digits", seed=2, progress=False)
+    (ckpt,) = runs.glob("denoisers/*/ckpt.pt")
+    assert torch.load(ckpt, weights_only=False)["step"] >= 5
+    monkeypatch.setattr(experiment, "train", real_train)
+    resumed = experiment.run(LDAE, budget, "digits", seed=2, progress=False)
+    assert torch.load(ckpt, weights_only=False)["step"] == 10
+    monkeypatch.setenv("LDAE_RUNS", str(runs / "fresh"))
+    uninterrupted = experiment.run(LDAE, budget, "digits", seed=2, progress=False)
+    (fresh,) = (runs / "fresh").glob("denoisers/*/ckpt.pt")
+    a, b = torch.load(ckpt, weights_only=False)["model"], torch.load(fresh, weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the resumed run ends exactly where one run would
+    assert resumed.probe_accuracy == uninterrupted.probe_accuracy
+
+
+def test_generative_step_reports_a_frechet_distance(runs):
+    r = experiment.run(TRAJECTORY[0].recipe, TINY, "digits", seed=0, generate=True, progress=False)
+    assert r.frechet is not None and r.frechet >= 0
