@@ -72,7 +72,7 @@ class SmallCNN(nn.Module):
 
 
 def train_cnn(images: torch.Tensor, labels: torch.Tensor, *, steps: int = 300, batch_size: int = 128,
-              lr: float = 3e-3, device=None, seed: int = 0, progress: bool = True, width: int = 32):
+              lr: float = 1e-2, device=None, seed: int = 0, progress: bool = True, width: int = 32):
     """Train a :class:`SmallCNN` on (images, labels) with AdamW and a cosine learning-rate decay.
 
     Random batches come from a seeded generator over the whole dataset tensor (kept on ``device``).

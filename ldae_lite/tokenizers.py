@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .conv_vae import ConvDecoder, ConvEncoder, PatchDiscriminator, adversarial_losses
+from .device import supports_bf16
 from .patches import patchify, unpatchify
 from .supervised import perceptual_loss
 
@@ -122,11 +123,12 @@ class Tokenizer(nn.Module):
         The whole dataset tensor is moved to ``device`` (the tokenizer stays there afterwards); batch
         indices come from a CPU generator seeded with ``seed``. ``labels`` are unused (a tokenizer is
         unsupervised; the label-trained ``cnn`` carries the supervision of the perceptual loss).
-        ``amp``: bf16 autocast, default on for CUDA only. Returns training statistics.
+        ``amp``: bf16 autocast, on wherever the device supports it (3x faster for the
+        conv VAE on a bf16 CPU). Returns training statistics.
         """
         self._check_images(images)
         device = torch.device(device) if device is not None else self.latent_scale.device
-        amp = (device.type == "cuda") if amp is None else amp
+        amp = supports_bf16(device) if amp is None else amp
         cnn = self._prepare_fit(cnn)
         self.to(device).train()
         cnn = cnn.to(device) if cnn is not None else None
@@ -145,14 +147,15 @@ class Tokenizer(nn.Module):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            ema = loss.item() if ema is None else 0.9 * ema + 0.1 * loss.item()
-            for key, value in logs.items():
-                sums[key] = sums.get(key, 0.0) + float(value)
-            bar.set_postfix(loss=f"{ema:.4f}")
+            for key, value in {"loss": loss, **logs}.items():  # detached tensors: no device sync here
+                sums[key] = sums.get(key, 0.0) + value.detach().float()
+            if step % 10 == 9 or step == steps - 1:
+                ema = loss.item() if ema is None else 0.7 * ema + 0.3 * loss.item()
+                bar.set_postfix(loss=f"{ema:.4f}")
         seconds = time.perf_counter() - t0
         stats = self._finish_fit(x_all, gen)
         stats.update({"steps": steps, "seconds": seconds, "images_per_s": steps * batch_size / max(seconds, 1e-9),
-                      "final_loss": ema, **{f"mean_{k}": v / max(steps, 1) for k, v in sums.items()}})
+                      "final_loss": ema, **{f"mean_{k}": v.item() / max(steps, 1) for k, v in sums.items()}})
         return stats
 
     @torch.no_grad()
@@ -168,8 +171,11 @@ class Tokenizer(nn.Module):
     @torch.no_grad()
     def reconstruction_mse(self, images: torch.Tensor, batch_size: int = 512) -> float:
         """Mean squared error of reconstruct(images) per pixel (images in [-1, 1])."""
-        total = sum(F.mse_loss(self.reconstruct(images[i:i + batch_size]), images[i:i + batch_size],
-                               reduction="sum").item() for i in range(0, len(images), batch_size))
+        device = self.latent_scale.device
+        total = 0.0
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].to(device)
+            total += F.mse_loss(self.reconstruct(x), x, reduction="sum").item()
         return total / images.numel()
 
     # ---- persistence --------------------------------------------------------------------------
@@ -219,6 +225,7 @@ class PixelTokenizer(Tokenizer):
         return unpatchify(z, self.patch_size, self.channels)  # (N, C, H, W)
 
     def fit(self, images, labels=None, **kwargs) -> dict:
+        """Nothing to fit (the training arguments are accepted for a uniform interface)."""
         self._check_images(images)
         return {"kind": self.kind, "recon_mse": 0.0, "latent_scale": 1.0, "steps": 0, "seconds": 0.0}
 
@@ -241,15 +248,12 @@ class PatchAE(Tokenizer):
     default_lr = 1e-2  # a linear AE is ill-conditioned; at 3e-3 it is still far from PCA after 300 steps
     variational = False
 
-    def __init__(self, latent_dim=16, image_size=32, channels=1, patch_size=8, kl_weight=1e-4):
+    def __init__(self, latent_dim=16, image_size=32, channels=1, patch_size=8):
         _check_patch_latent_dim(self.kind, latent_dim, patch_size, channels)
         super().__init__(latent_dim, image_size, channels, patch_size)
         out = 2 * latent_dim if self.variational else latent_dim  # a VAE also predicts log-variances
         self.encoder = nn.Linear(self.patch_dim, out)  # V
         self.decoder = nn.Linear(latent_dim, self.patch_dim)  # U^T
-        self.kl_weight = kl_weight
-        if self.variational:
-            self.config["kl_weight"] = kl_weight
 
     def _posterior(self, images):
         h = self.encoder(patchify(images, self.patch_size))  # (N, L, d) or (N, L, 2d)
@@ -269,7 +273,7 @@ class PatchAE(Tokenizer):
         eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         z = mean + (0.5 * logvar).exp() * eps  # reparameterisation
         rec, kl = F.mse_loss(self._decode_raw(z), x), gaussian_kl(mean.float(), logvar.float())
-        return rec + self.kl_weight * kl, {"rec": rec.item(), "kl": kl.item()}
+        return rec + self.kl_weight * kl, {"rec": rec, "kl": kl}
 
 
 class PatchVAE(PatchAE):
@@ -281,6 +285,11 @@ class PatchVAE(PatchAE):
 
     kind = "patch_vae"
     variational = True
+
+    def __init__(self, latent_dim=16, image_size=32, channels=1, patch_size=8, kl_weight=1e-4):
+        super().__init__(latent_dim, image_size, channels, patch_size)
+        self.kl_weight = kl_weight
+        self.config["kl_weight"] = kl_weight
 
 
 class ConvVAE(Tokenizer):
@@ -339,13 +348,13 @@ class ConvVAE(Tokenizer):
         x_rec = self.decoder(mean + (0.5 * logvar).exp() * eps)
         rec = F.mse_loss(x_rec.float(), x)
         kl = gaussian_kl(mean.float(), logvar.float())
-        logs = {"rec": rec.item(), "kl": kl.item()}
+        logs = {"rec": rec, "kl": kl}
         # 2. perceptual term in the label-trained network's feature space
         nll = rec
         if self.perceptual:
             p_loss = perceptual_loss(cnn, x_rec, x)
             nll = nll + self.perceptual_weight * p_loss
-            logs["perceptual"] = p_loss.item()
+            logs["perceptual"] = p_loss
         loss = nll + self.kl_weight * kl
         # 3. adversarial terms after a warmup; g and d losses see only their own network (conv_vae.py)
         if self.adversarial and step >= self.adv_start * steps:
@@ -355,7 +364,7 @@ class ConvVAE(Tokenizer):
             g_adv = torch.autograd.grad(g_loss, last, retain_graph=True)[0].norm()
             weight = self.adv_weight * (g_nll / (g_adv + 1e-4)).clamp(0.0, 1e4).detach()
             loss = loss + weight * g_loss + d_loss
-            logs.update(g_loss=g_loss.item(), d_loss=d_loss.item(), adv_weight=weight.item())
+            logs.update(g_loss=g_loss, d_loss=d_loss, adv_weight=weight)
         return loss, logs
 
 

@@ -1,0 +1,398 @@
+"""Looking inside a trained denoiser: denoised examples (Fig. 8), the probe at other t and depths (§4),
+and the whole trajectory read back against the paper.
+
+Everything here reuses the runs of :mod:`ldae_lite.experiment`: the model comes from
+``experiment.load_model`` (trained first only if it is not cached), the probe is the one ``run()`` uses
+(``linear_probe`` on ``encoder_features``), and the small tables computed here are stored as JSON in
+the run's own folder (``runs/denoisers/<run>/analysis.json``), so a notebook re-opened later shows them
+without recomputing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import budgets as budgets_mod
+from . import device as device_mod
+from . import experiment, noise
+from . import probe as probe_mod
+from .patches import unpatchify
+from .recipes import TRAJECTORY, Recipe
+
+ANALYSIS_VERSION = 1  # bump when a change here alters a cached number
+FIXED_TS = (0, 10, 20, 40, 80)  # the paper's fixed-t table (§4, PAPER.md "Fixed-t results")
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"  # reference reports shipped with the repo
+BUDGET_ORDER = ("full", "lecture", "smoke")
+
+
+# --------------------------------------------------------------------------------------------------
+# where a run lives, and whether it is there
+# --------------------------------------------------------------------------------------------------
+def run_folder(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0) -> Path:
+    """The folder ``experiment.run`` keeps this run in (it need not exist yet)."""
+    budget = budgets_mod.get_budget(budget)
+    key = experiment.run_key(recipe, budget, dataset, seed)
+    return experiment.runs_dir() / "denoisers" / f"{dataset}-{budget.name}-{key}"
+
+
+def is_cached(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0,
+              generate: bool = False) -> bool:
+    """Whether ``experiment.run`` would answer from its cache (with a Frechet distance, if ``generate``)."""
+    result = experiment.read_json(run_folder(recipe, budget, dataset, seed) / "result.json")
+    return result is not None and (not generate or result.get("frechet") is not None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fig. 8: clean image -> noise in the latent -> what the network sees -> what it predicts
+# --------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def denoise_examples(tokenizer, objective, model, images: torch.Tensor, sigmas, seed: int = 0) -> dict:
+    """Denoise ``images`` (N, C, H, W) at each noise level in ``sigmas``, everything as images.
+
+    For each sigma the model runs at the step t whose sigma_t is closest (the network is conditioned on
+    t). One noise draw eps (seeded) is scaled to every level, so the columns differ only in sigma.
+    Returns dict(clean (N, C, H, W); projected (N, C, H, W): the clean input as the network sees it at
+    sigma = 0; noisy (S, N, C, H, W): the input as the network sees it, i.e. the decoded noisy latent;
+    denoised (S, N, C, H, W): the prediction as an image, whatever the output space; sigmas, ts: the
+    sigma_t and t actually used). All on the CPU, clamped to [-1, 1].
+    """
+    if objective.mask_ratio > 0:
+        raise ValueError("denoise_examples needs a noise objective; this one masks patches (mask_ratio > 0)")
+    if images.ndim != 4:
+        raise ValueError(f"images must be (N, C, H, W), got {tuple(images.shape)}")
+    model.eval()
+    dev = next(model.parameters()).device
+    sched, p, c = objective.schedule, objective.p, objective.c
+    x0 = images.to(dev).float()
+    z0 = tokenizer.encode(x0).float()  # (N, L, d)
+    gen = torch.Generator().manual_seed(seed)
+    eps = torch.randn(z0.shape, generator=gen).to(dev)  # (N, L, d), drawn on the CPU: the same on any device
+    out = dict(clean=x0.cpu(), projected=tokenizer.decode(z0).clamp(-1, 1).cpu(), noisy=[], denoised=[],
+               sigmas=[], ts=[])
+    for sigma in sigmas:
+        t = torch.full((len(x0),), sched.t_for_sigma(float(sigma)), dtype=torch.long, device=dev)  # (N,)
+        # 1. eq. (1) in the latent: z_t = gamma_t z_0 + sigma_t eps
+        zt = sched.add_noise(z0, t, eps)  # (N, L, d)
+        # 2. what the network sees: z_t itself, or its inverse PCA x_t = V^T z_t (Sec. 4.3)
+        inp = objective.net_input(zt)  # (N, L, in_dim)
+        noisy = unpatchify(inp, p, c) if objective.input_space == "image" else tokenizer.decode(zt)
+        # 3. its prediction, as an image: pixels directly, or the latent estimate z_0 decoded
+        pred = model(inp, t.float(), None).float()  # (N, L, out_dim)
+        if objective.output_space == "image":
+            denoised = unpatchify(pred, p, c)
+        else:
+            denoised = tokenizer.decode(objective.predict_z0(pred, zt, t))
+        out["noisy"].append(noisy.clamp(-1, 1).cpu())
+        out["denoised"].append(denoised.clamp(-1, 1).cpu())
+        out["sigmas"].append(float(sched.sigma(t[:1])))
+        out["ts"].append(int(t[0]))
+    out["noisy"], out["denoised"] = torch.stack(out["noisy"]), torch.stack(out["denoised"])  # (S, N, C, H, W)
+    return out
+
+
+def plot_denoising(examples: dict, max_images: int = 4):
+    """Fig. 8-style grid: one row per image; clean, then (noisy, denoised) per sigma. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    n = min(max_images, len(examples["clean"]))
+    s = len(examples["sigmas"])
+    fig, axes = plt.subplots(n, 1 + 2 * s, figsize=(1.3 * (1 + 2 * s), 1.4 * n + 0.4), squeeze=False)
+    for i in range(n):
+        cells = [("clean", examples["clean"][i])]
+        for j, sigma in enumerate(examples["sigmas"]):
+            cells += [(f"noisy\nσ={sigma:.2f}", examples["noisy"][j, i]),
+                      (f"denoised\nσ={sigma:.2f}", examples["denoised"][j, i])]
+        for ax, (title, img) in zip(axes[i], cells):
+            img = img.float().add(1).div(2).clamp(0, 1)
+            ax.imshow((img[0] if img.shape[0] == 1 else img.permute(1, 2, 0)).numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# the probe at other t and other depths, with run()'s protocol, cached next to the run
+# --------------------------------------------------------------------------------------------------
+def _cache_path(recipe, budget, dataset, seed) -> Path:
+    return run_folder(recipe, budget, dataset, seed) / "analysis.json"
+
+
+def _read_cache(path: Path) -> dict:
+    cache = experiment.read_json(path)
+    return cache if cache is not None and cache.get("version") == ANALYSIS_VERSION else {"version": ANALYSIS_VERSION}
+
+
+def _cached_probes(recipe, budget, dataset, seed, section: str, keys, compute, progress: bool) -> dict[int, float]:
+    """{key: accuracy} for ``keys``, reading section of analysis.json and computing only what is missing."""
+    budget = budgets_mod.get_budget(budget)
+    path = _cache_path(recipe, budget, dataset, seed)
+    cache = _read_cache(path)
+    have = cache.get(section, {})
+    missing = [k for k in keys if str(k) not in have]
+    if missing:
+        have.update({str(k): acc for k, acc in compute(missing).items()})
+        cache[section] = have
+        experiment.write_json(path, cache)
+    elif progress:
+        print(f"reusing cached probes ({section}) from {path.parent.name}/{path.name}")
+    return {k: float(have[str(k)]) for k in keys}
+
+
+def _probe_data(recipe, budget, dataset, seed, device):
+    """(objective, model, train rows, train labels, test rows, test labels) exactly as run() probes them."""
+    _, obj, model = experiment.load_model(recipe, budget, dataset, seed, device)
+    images, labels = experiment.load_split(dataset, "train", budget, recipe.resolution_scale)
+    test_images, test_labels = experiment.load_split(dataset, "test", budget, recipe.resolution_scale)
+    n_train = budget.probe_train or len(images)
+    dev = next(model.parameters()).device
+    rows = obj.prepare(images[:n_train].to(dev))
+    test_rows = obj.prepare(test_images.to(dev))
+    return obj, model, rows, labels[:n_train].cpu(), test_rows, test_labels
+
+
+def _noised(obj, rows: torch.Tensor, t: int, gen: torch.Generator) -> torch.Tensor:
+    """rows with the latent part replaced by z_t (eq. 1, the objective's own schedule); image part kept."""
+    z0, x0 = obj.split(rows)
+    eps = torch.randn(z0.shape, generator=gen).to(z0.device)
+    zt = obj.schedule.add_noise(z0, torch.full((len(z0),), t, dtype=torch.long, device=z0.device), eps)
+    return torch.cat([zt, x0], -1) if x0 is not None else zt
+
+
+def probe_at_t(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0, ts=FIXED_TS,
+               noisy: bool = False, *, progress: bool = True, device=None) -> dict[int, float]:
+    """{t: linear-probe accuracy %} of the trained run, with the encoder conditioned on each fixed t (§4).
+
+    noisy=False: clean input (run()'s probe, at other t); noisy=True: train and test inputs noised at
+    that t with the objective's schedule (noise seeded by ``seed`` and t).
+    """
+    budget = budgets_mod.get_budget(budget)
+    ts = tuple(int(t) for t in ts)
+    bad = [t for t in ts if not 0 <= t < noise.T]
+    if bad:
+        raise ValueError(f"ts={bad} must lie in [0, {noise.T}) (the schedule's steps)")
+
+    def compute(missing):
+        dev = device or device_mod.get_device(verbose=False)
+        obj, model, rows, y, test_rows, test_y = _probe_data(recipe, budget, dataset, seed, dev)
+        accs = {}
+        for t in missing:
+            train_in, test_in = rows, test_rows
+            if noisy:
+                gen = torch.Generator().manual_seed(1_000_003 * seed + t)
+                train_in, test_in = _noised(obj, rows, t, gen), _noised(obj, test_rows, t, gen)
+            f_train = experiment.encoder_features(model, obj, train_in, t)
+            f_test = experiment.encoder_features(model, obj, test_in, t)
+            accs[t] = probe_mod.linear_probe(f_train, y, f_test, test_y, epochs=budget.probe_epochs,
+                                             verbose=False).accuracy
+            if progress:
+                print(f"t = {t:3d}, {'noisy' if noisy else 'clean'} input: linear probe {accs[t]:.2f}%")
+        return accs
+
+    return _cached_probes(recipe, budget, dataset, seed, "noisy_t" if noisy else "clean_t", ts, compute, progress)
+
+
+def probe_by_depth(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0, depths=None, *,
+                   progress: bool = True, device=None) -> dict[int, float]:
+    """{k: linear-probe accuracy %} with the features taken after block k (0 = the patch embedding alone)
+    instead of after the encoder's depth // 2 blocks: the paper's encoder/decoder split table (§4)."""
+    budget = budgets_mod.get_budget(budget)
+    depths = tuple(range(budget.depth + 1)) if depths is None else tuple(int(k) for k in depths)
+    bad = [k for k in depths if not 0 <= k <= budget.depth]
+    if bad:
+        raise ValueError(f"depths={bad} must lie in [0, {budget.depth}] (the budget's model has {budget.depth} "
+                         "blocks)")
+
+    def compute(missing):
+        dev = device or device_mod.get_device(verbose=False)
+        obj, model, rows, y, test_rows, test_y = _probe_data(recipe, budget, dataset, seed, dev)
+        t = experiment.probe_t(recipe, obj.schedule)
+        accs = {}
+        for k in missing:
+            f_train = experiment.encoder_features(model, obj, rows, t, depth=k)
+            f_test = experiment.encoder_features(model, obj, test_rows, t, depth=k)
+            accs[k] = probe_mod.linear_probe(f_train, y, f_test, test_y, epochs=budget.probe_epochs,
+                                             verbose=False).accuracy
+            if progress:
+                print(f"features after block {k} of {budget.depth}: linear probe {accs[k]:.2f}%")
+        return accs
+
+    return _cached_probes(recipe, budget, dataset, seed, "depth", depths, compute, progress)
+
+
+# --------------------------------------------------------------------------------------------------
+# the whole trajectory: which steps to run, reports shipped with the repository, reading them back
+# --------------------------------------------------------------------------------------------------
+STAGES = (("Stage 1 (Tab. 1): reorient the DDM", "dit_baseline", "linear_gamma2"),
+          ("Stage 2 (Tab. 2): deconstruct the tokenizer", "linear_gamma2", "patch_pca"),
+          ("Stage 3 (Tab. 3): toward a classical DAE", "patch_pca", "predict_image"))
+
+
+def steps_to_run(budget=None, dataset: str = "fashion-mnist", seeds=(0,), run_all: bool = False,
+                 always=("image_output", "predict_image")):
+    """The trajectory steps to put in a live report: all of them when ``run_all``; otherwise those already
+    cached for every seed, plus ``always`` (cheap steps), in trajectory order."""
+    if run_all:
+        return TRAJECTORY
+    return tuple(s for s in TRAJECTORY
+                 if s.key in always or all(is_cached(s.recipe, budget, dataset, seed) for seed in seeds))
+
+
+def find_reports(dataset: str = "fashion-mnist", folders=None) -> list[tuple[Path, dict]]:
+    """Trajectory reports (``python -m ldae_lite trajectory --out ...``) found for ``dataset``.
+
+    folders: where to look, recursively; default the repository's ``results/`` (reference results shipped
+    with it) and ``runs/trajectory`` (what ``make trajectory`` wrote here). Sorted full, lecture, smoke.
+    """
+    folders = [RESULTS_DIR, experiment.runs_dir() / "trajectory"] if folders is None else folders
+    found = []
+    for folder in map(Path, folders):
+        for path in sorted(folder.rglob(f"trajectory_{dataset}_*.json")) if folder.is_dir() else []:
+            rep = experiment.read_json(path)
+            if isinstance(rep, dict) and {"meta", "steps", "raw_pixels"} <= rep.keys():
+                found.append((path, rep))
+    rank = {b: i for i, b in enumerate(BUDGET_ORDER)}
+    return sorted(found, key=lambda pr: rank.get(pr[1]["meta"].get("budget"), len(rank)))
+
+
+def best_report(candidates):
+    """The (source, report) to read: complete reports (all 13 steps) before partial ones, then the larger
+    budget (full, lecture, smoke), then the earlier candidate. candidates: iterable of (source, report)."""
+    candidates = list(candidates)
+    if not candidates:
+        raise ValueError("no report to choose from")
+    rank = {b: i for i, b in enumerate(BUDGET_ORDER)}
+
+    def order(i_pair):
+        i, (_, rep) = i_pair
+        complete = {r["key"] for r in rep["steps"]} >= {s.key for s in TRAJECTORY}
+        return (not complete, rank.get(rep["meta"].get("budget"), len(rank)), i)
+
+    return min(enumerate(candidates), key=order)[1]
+
+
+def describe_report(report: dict, source=None) -> str:
+    """One paragraph of provenance: budget, seeds, hardware, wall and training time, commit, where from."""
+    m = report["meta"]
+    train_min = sum(r.get("train_seconds") or 0.0 for r in report["steps"]) / 60
+    text = (f"budget `{m['budget']}`, dataset `{m['dataset']}`, seeds {m['seeds']}, on {m['device']} "
+            f"(torch {m.get('torch', '?')}); {len(report['steps'])} steps, training time {train_min:.1f} min "
+            f"summed over steps and seeds, report built in {m['wall_seconds'] / 60:.1f} min; "
+            f"commit `{m.get('commit') or '?'}`, {m.get('created', '')}")
+    if m.get("command"):
+        text += f"; command `{m['command']}`"
+    if source is not None:
+        text += f"; read from `{source}`"
+    return text + "."
+
+
+def _fmt(x, spec=".2f", empty="–") -> str:
+    return empty if x is None else format(x, spec)
+
+
+def markdown_table(header, rows) -> str:
+    """A Markdown table; floats with 2 decimals, None as a dash."""
+    def cell(v):
+        return _fmt(v) if isinstance(v, float) or v is None else str(v)
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def trajectory_markdown(report: dict) -> str:
+    """Every step: ours (mean ± std over seeds) and the paper's, each change and whether its sign agrees,
+    with the training time and seeds of each number, and whether the report trained the run or reused a
+    cached one. Δ is to the previous row shown."""
+    seeds = report["meta"]["seeds"]
+    rows = []
+    for i, r in enumerate(report["steps"], 1):
+        ours = _fmt(r["mean"]) + (f" ± {r['std']:.2f}" if r.get("std") is not None else "")
+        sign = {True: "yes", False: "**no**", None: "(paper: 0)"}[r["same_sign"]] if "same_sign" in r else ""
+        noise = {True: "yes", False: "no"}.get(r.get("within_noise"), "")
+        rows.append([i, r["label"] + ("" if r["legitimate"] else " (uses labels)"), ours,
+                     _fmt(r.get("delta"), "+.2f", ""), f"{r['paper']:.1f}", _fmt(r.get("paper_delta"), "+.1f", ""),
+                     sign, noise, f"{r.get('train_seconds') or 0:.0f}", len(r.get("accuracies", seeds)),
+                     "reused" if r.get("cached") else "trained"])
+    return markdown_table(["#", "step", "ours %", "Δ ours", "paper %", "Δ paper", "same sign", "within noise",
+                           "train s", "seeds", "run (when the report was made)"], rows)
+
+
+def _ranks(values):
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):  # ties share their average rank
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2
+        i = j + 1
+    return ranks
+
+
+def rank_correlation(a, b) -> float | None:
+    """Spearman's rank correlation of two equally long sequences (None when it is undefined)."""
+    if len(a) != len(b):
+        raise ValueError(f"sequences of different lengths {len(a)} and {len(b)}")
+    if len(a) < 3:
+        return None
+    ra, rb = torch.tensor(_ranks(list(a))), torch.tensor(_ranks(list(b)))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = (ra.norm() * rb.norm()).item()
+    return None if denom == 0 else float((ra @ rb).item() / denom)
+
+
+def reproduction_summary(report: dict) -> str:
+    """What the numbers of ``report`` say, against the paper's, as Markdown bullets (computed, not asserted)."""
+    m, rows = report["meta"], report["steps"]
+    by_key = {r["key"]: r for r in rows}
+    out = []
+    if m["budget"] == "smoke":
+        out.append("These are **smoke** numbers (models trained for seconds): they show that every step runs, "
+                   "not whether the paper's effects hold. Read a lecture or full report for that.")
+    if len(rows) < len(TRAJECTORY):
+        out.append(f"This report holds {len(rows)} of the {len(TRAJECTORY)} steps; each Δ compares a step with "
+                   "the previous one *shown*.")
+    compared = [r for r in rows if r.get("same_sign") is not None]
+    agree = [r["key"] for r in compared if r["same_sign"]]
+    disagree = [r["key"] for r in compared if not r["same_sign"]]
+    if compared:
+        out.append(f"Our change has the paper's sign in **{len(agree)} of {len(compared)}** steps"
+                   + (f" ({', '.join(agree)})" if agree else "") + "; the opposite sign in "
+                   f"**{len(disagree)}**" + (f" ({', '.join(disagree)})" if disagree else "") + ".")
+    for r in rows:
+        if "same_sign" in r and r["same_sign"] is None:
+            out.append(f"{r['label']}: the paper measured no change (Δ {r['paper_delta']:+.1f}), so there is no "
+                       f"sign to agree with; ours moved {r['delta']:+.2f}.")
+    noise = [r for r in rows if r.get("within_noise") is not None]
+    if noise:
+        small = [r["key"] for r in noise if r["within_noise"]]
+        out.append(f"{len(small)} of {len(noise)} of our changes are within two standard errors of zero "
+                   f"(seed noise, {len(m['seeds'])} seeds)" + (f": {', '.join(small)}" if small else "") + ".")
+    elif compared:
+        out.append(f"With {len(m['seeds'])} seed(s) there is no error bar: a change smaller than the spread between "
+                   "seeds cannot be told from noise (`make trajectory SEEDS=\"0 1 2\"` measures it).")
+    for name, first, last in STAGES:
+        if first in by_key and last in by_key:
+            a, b = by_key[first], by_key[last]
+            ours, paper = b["mean"] - a["mean"], b["paper"] - a["paper"]
+            verdict = "same direction" if ours * paper > 0 else "opposite direction"
+            out.append(f"{name}: ours {ours:+.2f}, paper {paper:+.1f} ({verdict}).")
+    legit = [r for r in rows if r["legitimate"]]
+    if len(legit) >= 2:
+        a, b = legit[0], legit[-1]
+        out.append(f"From the first legitimate entry shown ({a['label']}) to the last ({b['label']}): ours "
+                   f"{b['mean'] - a['mean']:+.2f}, paper {b['paper'] - a['paper']:+.1f}.")
+    rho = rank_correlation([r["mean"] for r in rows], [r["paper"] for r in rows])
+    if rho is not None:
+        out.append(f"Rank correlation between our {len(rows)} numbers and the paper's: {rho:+.2f} "
+                   "(+1: the same ordering of steps, 0: unrelated).")
+    last, raw = rows[-1], report["raw_pixels"]["linear"]
+    out.append(f"The last step shown ({last['label']}) reaches {last['mean']:.2f}% against {raw:.2f}% for a linear "
+               f"probe on raw pixels ({last['mean'] - raw:+.2f}).")
+    return "\n".join(f"* {line}" for line in out) + "\n"
