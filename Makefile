@@ -20,8 +20,11 @@ setup: $(STAMP)
 data: setup
 	$(BIN)/python -m ldae_lite data
 
+# Jupyter refuses to run as root unless told; containers often run as root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: data
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
 
 # Unit tests, then every notebook top to bottom at the smoke budget.
 test: data
