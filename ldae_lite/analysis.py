@@ -30,11 +30,7 @@ BUDGET_ORDER = ("full", "lecture", "smoke")
 # --------------------------------------------------------------------------------------------------
 # where a run lives, and whether it is there
 # --------------------------------------------------------------------------------------------------
-def run_folder(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0) -> Path:
-    """The folder ``experiment.run`` keeps this run in (it need not exist yet)."""
-    budget = budgets_mod.get_budget(budget)
-    key = experiment.run_key(recipe, budget, dataset, seed)
-    return experiment.runs_dir() / "denoisers" / f"{dataset}-{budget.name}-{key}"
+run_folder = experiment.run_folder  # where experiment.run keeps a run
 
 
 def is_cached(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0,

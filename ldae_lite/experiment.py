@@ -210,6 +210,12 @@ def run_key(recipe: Recipe, budget, dataset: str, seed: int) -> str:
     return stable_hash([CODE_VERSION, dataclasses.asdict(recipe), dataclasses.asdict(budget), dataset, seed])
 
 
+def run_folder(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0) -> Path:
+    """The folder ``run`` keeps this run in (it need not exist yet)."""
+    budget = budgets_mod.get_budget(budget)
+    return runs_dir() / "denoisers" / f"{dataset}-{budget.name}-{run_key(recipe, budget, dataset, seed)}"
+
+
 def run(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0, *, generate: bool = False,
         progress: bool = True, device=None) -> Result:
     """Train (or reuse) the tokenizer and the denoiser of ``recipe``, probe its encoder, return the result.
@@ -219,7 +225,7 @@ def run(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int =
     budget = budgets_mod.get_budget(budget)
     device = device or device_mod.get_device(verbose=False)
     key = run_key(recipe, budget, dataset, seed)
-    folder = runs_dir() / "denoisers" / f"{dataset}-{budget.name}-{key}"
+    folder = run_folder(recipe, budget, dataset, seed)
     cached = read_json(folder / "result.json")
     if cached is not None and (cached.get("frechet") is not None or not generate):
         print(f"reusing cached run {folder.name} (probe {cached['probe_accuracy']:.2f}%)")
@@ -270,7 +276,7 @@ def load_model(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed
     run(recipe, budget, dataset, seed, device=device)
     tok = get_tokenizer(recipe, budget, dataset, seed, device)
     obj, model = build(recipe, tok, budget)
-    folder = runs_dir() / "denoisers" / f"{dataset}-{budget.name}-{run_key(recipe, budget, dataset, seed)}"
+    folder = run_folder(recipe, budget, dataset, seed)
     state = torch.load(folder / "ckpt.pt", map_location=device, weights_only=False)
     model.load_state_dict(state["model"])
     return tok, obj, model.to(device).eval()
