@@ -13,14 +13,7 @@ from torch import nn
 
 from ldae_lite.train import TrainConfig, TrainStats, lr_at, train
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny ops on a shared 2-core machine: one thread avoids OpenMP contention (20x faster here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_mlp(seed: int = 0) -> nn.Module:
