@@ -21,7 +21,7 @@ from . import probe as probe_mod
 from .patches import unpatchify
 from .recipes import TRAJECTORY, Recipe
 
-ANALYSIS_VERSION = 1  # bump when a change here alters a cached number
+ANALYSIS_VERSION = 2  # bump when a change here alters a cached number (2: the lr-choosing probe)
 FIXED_TS = (0, 10, 20, 40, 80)  # the paper's fixed-t table (§4, PAPER.md "Fixed-t results")
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"  # reference reports shipped with the repo
 BUDGET_ORDER = ("full", "lecture", "smoke")
@@ -37,7 +37,8 @@ def is_cached(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed:
               generate: bool = False) -> bool:
     """Whether ``experiment.run`` would answer from its cache (with a Frechet distance, if ``generate``)."""
     result = experiment.read_json(run_folder(recipe, budget, dataset, seed) / "result.json")
-    return result is not None and (not generate or result.get("frechet") is not None)
+    return (result is not None and result.get("probe_version", 1) == experiment.PROBE_VERSION
+            and (not generate or result.get("frechet") is not None))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,6 +15,12 @@ Where Fashion-MNIST is looked for, in order (the first hit wins, and the choice 
 
 CIFAR-10 goes through ``torchvision.datasets.CIFAR10`` (``ROOT/cifar-10-batches-py``, then a download).
 The digits (1797 images of 8x8) ship with scikit-learn and are always available.
+
+``fashion-mnist-m`` is Fashion-MNIST built the way MNIST-M was built from MNIST (Ganin & Lempitsky,
+2015): each garment is blended into a random 32x32 crop of a natural photo, ``|photo - garment|`` per
+colour channel. The photos are the ones scikit-image and scikit-learn ship (no download), so the
+dataset exists wherever Fashion-MNIST does. Raw pixels are a weak representation of it (the background
+changes with every image), which leaves room for a learned one to show.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DATASETS = ("fashion-mnist", "cifar10", "digits")
+DATASETS = ("fashion-mnist", "fashion-mnist-m", "cifar10", "digits")
 SPLITS = ("train", "test")
 
 # Fashion-MNIST class names in label order (Xiao et al., 2017).
@@ -106,6 +112,8 @@ def _load_cached(name: str, split: str, root: str, debian_dir: str, download: bo
         return _fashion_mnist(split, Path(root), Path(debian_dir), download)
     if name == "cifar10":
         return _cifar10(split, Path(root), download)
+    if name == "fashion-mnist-m":
+        return _fashion_mnist_m(split, Path(root), Path(debian_dir), download)
     return _digits(split), ""
 
 
@@ -184,6 +192,56 @@ def _fashion_mnist(split: str, root: Path, debian_dir: Path, download: bool) -> 
         raise ValueError(f"Fashion-MNIST files in {source} have images {images.shape}, labels {labels.shape}")
     x, y = _from_uint8(images[:, None], labels, pad=2)  # 28x28 -> (N, 1, 32, 32), background -1
     return Dataset(x, y, CLASSES, "fashion-mnist", split, source), note
+
+
+# ------------------------------------------------------------------------------------- Fashion-MNIST-M
+
+# Photos bundled with scikit-image (grey ones are repeated over 3 channels) plus scikit-learn's two.
+COMPOSITE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
+                    "camera", "brick", "grass", "gravel", "moon", "coins", "clock")
+COMPOSITE_SEED = {"train": 0, "test": 1}  # different crops for the two splits, the same on every machine
+
+
+def composite_photos() -> list[np.ndarray]:
+    """The background photos of fashion-mnist-m as uint8 (H, W, 3) arrays (15 of them)."""
+    import skimage.data
+    from sklearn.datasets import load_sample_images
+
+    photos = []
+    for name in COMPOSITE_PHOTOS:
+        img = np.asarray(getattr(skimage.data, name)())
+        photos.append(np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3])
+    photos.extend(load_sample_images().images)  # china, flower: (427, 640, 3)
+    return photos
+
+
+def composite(garments: np.ndarray, photos: list[np.ndarray], seed: int) -> np.ndarray:
+    """MNIST-M's blend: uint8 garments (N, 32, 32) into random 32x32 photo crops -> uint8 (N, 3, 32, 32).
+
+    out = |crop - garment| per channel: a dark background keeps the photo, a bright garment inverts it,
+    so the object's shape survives but its pixel values depend on whatever lies behind it.
+    """
+    rng = np.random.default_rng(seed)
+    n, size = len(garments), garments.shape[-1]
+    which = rng.integers(len(photos), size=n)
+    out = np.empty((n, 3, size, size), dtype=np.uint8)
+    for k, photo in enumerate(photos):
+        idx = np.flatnonzero(which == k)
+        rows = rng.integers(photo.shape[0] - size + 1, size=len(idx))
+        cols = rng.integers(photo.shape[1] - size + 1, size=len(idx))
+        grid = np.arange(size)
+        crops = photo[(rows[:, None] + grid)[:, :, None], (cols[:, None] + grid)[:, None, :]]  # (n_k, 32, 32, 3)
+        blend = np.abs(crops.astype(np.int16) - garments[idx][..., None].astype(np.int16))
+        out[idx] = blend.astype(np.uint8).transpose(0, 3, 1, 2)
+    return out
+
+
+def _fashion_mnist_m(split: str, root: Path, debian_dir: Path, download: bool) -> tuple[Dataset, str]:
+    base, note = _fashion_mnist(split, root, debian_dir, download)
+    garments = ((base.images[:, 0] + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()  # (N, 32, 32)
+    x, y = _from_uint8(composite(garments, composite_photos(), COMPOSITE_SEED[split]), base.labels)
+    source = f"{base.source} blended into crops of {len(COMPOSITE_PHOTOS) + 2} bundled photos"
+    return Dataset(x, y, CLASSES, "fashion-mnist-m", split, source), note
 
 
 # --------------------------------------------------------------------------------------------- CIFAR-10

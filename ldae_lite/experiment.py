@@ -37,8 +37,11 @@ from .objectives import Objective
 from .recipes import Recipe, stable_hash
 from .train import TrainConfig, train
 
-# Bump when a change to the code alters what a run produces: old cached results stop matching.
+# Bump when a change to the code alters what a run trains: old cached runs stop matching.
 CODE_VERSION = 1
+# Bump when only the probe changes: a cached run keeps its trained weights and is probed again.
+# 2: the probe's lr is chosen on held-out training features (probe.LR_GRID) instead of fixed at 0.03.
+PROBE_VERSION = 2
 PROBE_T = 10  # the paper probes at t = 10 with clean input (Sec. 4.1)
 NUM_CLASSES = 10
 
@@ -68,6 +71,8 @@ class Result:
     cached: bool = False
     created: str = ""
     commit: str = ""
+    probe_version: int = 1
+    probe_base_lr: float | None = None  # the base lr the probe chose (per 256 examples)
 
     @property
     def wall_seconds(self) -> float:
@@ -227,9 +232,12 @@ def run(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int =
     key = run_key(recipe, budget, dataset, seed)
     folder = run_folder(recipe, budget, dataset, seed)
     cached = read_json(folder / "result.json")
-    if cached is not None and (cached.get("frechet") is not None or not generate):
+    stale = cached is not None and cached.get("probe_version", 1) != PROBE_VERSION
+    if cached is not None and not stale and (cached.get("frechet") is not None or not generate):
         print(f"reusing cached run {folder.name} (probe {cached['probe_accuracy']:.2f}%)")
         return Result(**{**cached, "cached": True})
+    if stale:
+        print(f"cached run {folder.name} was probed with an older probe: reusing its weights, probing again")
 
     device_mod.seed_everything(seed)
     tok = get_tokenizer(recipe, budget, dataset, seed, device, progress)
@@ -253,8 +261,8 @@ def run(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int =
     lin = probe_mod.linear_probe(f_train, y_train, f_test, test_labels, epochs=budget.probe_epochs,
                                  verbose=progress)
     knn = probe_mod.knn_probe(f_train, y_train, f_test, test_labels)
-    frechet = None
-    if generate:
+    frechet = cached.get("frechet") if stale else None  # sampling does not depend on the probe
+    if generate and frechet is None:
         from .sampling import frechet_of_samples
         frechet = frechet_of_samples(model, obj, get_cnn(budget, dataset, device, progress), test_images,
                                      n=budget.fid_samples, steps=budget.sample_steps, seed=seed, device=device)
@@ -264,7 +272,8 @@ def run(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int =
                     probe_accuracy=float(lin.accuracy), knn_accuracy=float(knn), train_seconds=stats.seconds,
                     probe_seconds=probe_seconds, images_per_s=stats.images_per_s,
                     device=device_mod.describe(device), final_loss=float(losses[-1][1]) if losses else float("nan"),
-                    frechet=frechet, losses=losses, created=time.strftime("%Y-%m-%d %H:%M:%S"), commit=git_commit())
+                    frechet=frechet, losses=losses, created=time.strftime("%Y-%m-%d %H:%M:%S"), commit=git_commit(),
+                    probe_version=PROBE_VERSION, probe_base_lr=lin.lr * 256 / lin.batch_size)
     write_json(folder / "result.json", dataclasses.asdict(result))
     return result
 

@@ -191,3 +191,38 @@ def test_real_fashion_mnist(monkeypatch, tmp_path):
     assert test.images.shape == (10000, 1, 32, 32)
     assert torch.bincount(test.labels).tolist() == [1000] * 10
     assert (test.images[:, :, :2] == -1).all() and test.images.max() == 1
+
+
+def test_composite_is_mnist_m_blend():
+    """|crop - garment|: a black garment pixel keeps the photo, a white one inverts it; seeded crops."""
+    photo = np.arange(40 * 50 * 3, dtype=np.int64).reshape(40, 50, 3) % 251
+    photos = [photo.astype(np.uint8)]
+    garments = np.zeros((5, 32, 32), dtype=np.uint8)
+    garments[:, 10:20, 10:20] = 255
+    out = data.composite(garments, photos, seed=3)
+    assert out.shape == (5, 3, 32, 32) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, data.composite(garments, photos, seed=3))
+    assert not np.array_equal(out, data.composite(garments, photos, seed=4))
+    for img in out.transpose(0, 2, 3, 1).astype(np.int64):  # (32, 32, 3) each
+        # the background is a 32x32 window of the photo: find it by its top-left pixel
+        hits = [(r, c) for r in range(9) for c in range(19) if np.array_equal(photo[r:r + 32, c:c + 32][0, 0], img[0, 0])
+                and np.array_equal(photo[r:r + 32, c:c + 32][:10], img[:10])]
+        assert hits, "background is not a crop of the photo"
+        r, c = hits[0]
+        np.testing.assert_array_equal(img[10:20, 10:20], 255 - photo[r + 10:r + 20, c + 10:c + 20])
+
+
+def test_composite_photos_are_bundled():
+    photos = data.composite_photos()
+    assert len(photos) == len(data.COMPOSITE_PHOTOS) + 2
+    assert all(p.ndim == 3 and p.shape[2] == 3 and p.dtype == np.uint8 and min(p.shape[:2]) >= 32 for p in photos)
+
+
+def test_fashion_mnist_m_from_fashion_mnist_files(monkeypatch, tmp_path):
+    write_fmnist(tmp_path / "FashionMNIST" / "raw", n_train=6, n_test=4, fill=0)
+    train = data.load("fashion-mnist-m", "train", root=tmp_path, download=False)
+    test = data.load("fashion-mnist-m", "test", root=tmp_path, download=False)
+    assert train.images.shape == (6, 3, 32, 32) and len(test) == 4 and train.classes == data.CLASSES
+    assert train.labels.tolist() == [0, 1, 2, 3, 4, 5] and "bundled photos" in train.source
+    assert -1 <= train.images.min() < train.images.max() <= 1
+    assert train.images.std(dim=(1, 2, 3)).min() > 0  # a photo behind every (black) garment, not a flat image

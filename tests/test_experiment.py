@@ -77,3 +77,20 @@ def test_interrupted_run_resumes(runs, monkeypatch):
 def test_generative_step_reports_a_frechet_distance(runs):
     r = experiment.run(TRAJECTORY[0].recipe, TINY, "digits", seed=0, generate=True, progress=False)
     assert r.frechet is not None and r.frechet >= 0
+
+
+def test_run_probed_with_an_older_probe_is_probed_again_not_retrained(runs, capsys):
+    first = experiment.run(TRAJECTORY[0].recipe, TINY, "digits", seed=3, generate=True, progress=False)
+    assert first.probe_version == experiment.PROBE_VERSION and first.probe_base_lr is not None
+    (result,) = runs.glob("denoisers/*/result.json")
+    old = {**json.loads(result.read_text()), "probe_accuracy": -1.0, "frechet": 123.0}
+    del old["probe_version"]  # as written before probe versions existed
+    result.write_text(json.dumps(old))
+    capsys.readouterr()
+    again = experiment.run(TRAJECTORY[0].recipe, TINY, "digits", seed=3, generate=True, progress=False)
+    out = capsys.readouterr().out
+    assert "older probe" in out and not again.cached
+    assert again.probe_accuracy == pytest.approx(first.probe_accuracy)  # the same weights, probed again
+    assert again.train_seconds == first.train_seconds  # not retrained
+    assert again.frechet == 123.0  # sampling is not redone for a new probe
+    assert json.loads(result.read_text())["probe_version"] == experiment.PROBE_VERSION

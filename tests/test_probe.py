@@ -27,10 +27,13 @@ def test_linear_probe_separable_toy(capsys):
     result = probe.linear_probe(tx, ty, vx, vy, epochs=10)
     assert result.accuracy >= 99.0 and result.train_accuracy >= 99.0
     assert (result.epochs, result.batch_size, result.n_train, result.n_test) == (10, 256, len(tx), len(vx))
-    assert result.lr == pytest.approx(probe.BASE_LR)  # batch 256: lr = base lr x 256 / 256
+    # lr=None: chosen on held-out training features; batch 256, so lr = base lr x 256 / 256
+    assert [b for b, _ in result.lr_sweep] == list(probe.LR_GRID)
+    best = max(result.lr_sweep, key=lambda ba: ba[1])  # max() keeps the first of ties, as the probe does
+    assert result.lr == pytest.approx(best[0])
     assert result.steps == 10 * -(-len(tx) // 256) and result.seconds > 0
     out = capsys.readouterr().out
-    for word in ("BatchNorm1d(affine=False", "lr =", "epochs", "steps", "test top-1"):
+    for word in ("BatchNorm1d(affine=False", "held-out", "lr =", "epochs", "steps", "test top-1"):
         assert word in out
 
 
@@ -48,8 +51,32 @@ def test_linear_probe_seeded_and_restores_threads():
     threads = torch.get_num_threads()
     a = probe.linear_probe(tx, ty, vx, vy, epochs=3, lr=0.1, batch_size=64, verbose=False)
     b = probe.linear_probe(tx, ty, vx, vy, epochs=3, lr=0.1, batch_size=64, verbose=False)
-    assert a.accuracy == b.accuracy and a.lr == 0.1 and a.batch_size == 64
+    assert a.accuracy == b.accuracy and a.lr == 0.1 and a.batch_size == 64 and a.lr_sweep == ()
     assert torch.get_num_threads() == threads
+
+
+def test_heads_trained_together_follow_their_own_paths():
+    """The lr sweep trains K heads in one loop (loss_k scaled by lr_k, SGD at lr 1): each head must end
+    where a head trained alone at its lr ends."""
+    tx, ty, _, _ = split(seed=4, spread=2.0)
+    z = (tx - tx.mean(0)) / tx.std(0)
+    together_w, together_b = probe._train_heads(z, ty, [0.01, 0.3, 2.0], 10, 3, 64, 1e-3, seed=5)
+    for k, lr in enumerate([0.01, 0.3, 2.0]):
+        alone_w, alone_b = probe._train_heads(z, ty, [lr], 10, 3, 64, 1e-3, seed=5)
+        torch.testing.assert_close(together_w[k], alone_w[0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(together_b[k], alone_b[0], atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(together_w[0], together_w[2])  # and the lrs really differ
+
+
+def test_lr_sweep_prefers_the_lr_that_fits():
+    """Three epochs at a tiny lr barely move the head: the held-out split must reject it."""
+    tx, ty, vx, vy = split(seed=6, spread=1.5)
+    result = probe.linear_probe(tx, ty, vx, vy, epochs=3, batch_size=64, base_lrs=(1e-5, 0.5), verbose=False)
+    sweep = dict(result.lr_sweep)
+    assert sweep[0.5] > sweep[1e-5] + 20
+    assert result.lr == pytest.approx(0.5 * 64 / 256)
+    with pytest.raises(ValueError, match="base_lrs"):
+        probe.linear_probe(tx, ty, vx, vy, epochs=1, base_lrs=())
 
 
 def test_linear_probe_rejects_bad_shapes():
