@@ -52,7 +52,7 @@ def trajectory(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: t
             row["paper_delta"] = step.paper_accuracy - previous["paper"]
             # the paper's change has no sign when it is 0.0 (Tab. 3 row 11): nothing to agree with
             row["same_sign"] = None if row["paper_delta"] == 0 else row["delta"] * row["paper_delta"] > 0
-            noise = _noise(previous["std"], std)
+            noise = _noise(previous["std"], std, len(seeds))
             row["within_noise"] = None if noise is None else abs(row["delta"]) <= noise
         rows.append(row)
         previous = row
@@ -68,11 +68,12 @@ def trajectory(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: t
     )
 
 
-def _noise(std_a, std_b):
-    """Two standard errors of a difference of two means: a delta smaller than this is within noise."""
+def _noise(std_a, std_b, n: int):
+    """Two standard errors of a difference of two means over n seeds each: a delta smaller than this is
+    within noise. std_a, std_b: the seeds' sample standard deviations."""
     if std_a is None or std_b is None:
         return None
-    return 2.0 * math.sqrt(std_a**2 + std_b**2)
+    return 2.0 * math.sqrt((std_a**2 + std_b**2) / n)
 
 
 def _fmt(mean, std) -> str:
@@ -92,7 +93,8 @@ def to_markdown(report: dict) -> str:
         f"torch {m['torch']}, commit `{m['commit']}`, {m['created']}, wall time {m['wall_seconds'] / 60:.1f} min.",
         "",
         f"Raw-pixel baseline: linear probe {report['raw_pixels']['linear']:.2f}%, "
-        f"kNN {report['raw_pixels']['knn']:.2f}%.",
+        f"kNN {report['raw_pixels']['knn']:.2f}%. Final step minus raw pixels: "
+        f"{_signed(report['steps'][-1]['mean'] - report['raw_pixels']['linear'])} points.",
         "",
         "| # | step | ours (linear probe %) | Δ ours | paper | Δ paper | same sign | within noise | kNN | FD |",
         "|---|---|---|---|---|---|---|---|---|---|",
