@@ -40,8 +40,8 @@ from .train import TrainConfig, train
 # Bump when a change to the code alters what a run trains: old cached runs stop matching.
 CODE_VERSION = 1
 # Bump when only the probe changes: a cached run keeps its trained weights and is probed again.
-# 2: the probe's lr is chosen on held-out training features (probe.LR_GRID) instead of fixed at 0.03.
-PROBE_VERSION = 2
+# 3: the probe's lr is chosen on held-out training features (probe.LR_GRID) instead of fixed at 0.03.
+PROBE_VERSION = 3
 PROBE_T = 10  # the paper probes at t = 10 with clean input (Sec. 4.1)
 NUM_CLASSES = 10
 

@@ -37,7 +37,7 @@ from . import data as data_module
 # per feature set, on a held-out tenth of the *training* features (the test set is never looked at), from
 # LR_GRID. All candidate heads train together in one loop (see _train_heads), so the sweep costs about
 # as much as one probe; the chosen lr is then used for a final head on all training features.
-LR_GRID = (0.03, 0.1, 0.3, 1.0)  # base lrs (per 256 examples)
+LR_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)  # base lrs (per 256 examples); raw photo-like pixels want the low end
 VAL_FRACTION = 0.1
 BATCH_SIZE = 256
 EPOCHS = 30
