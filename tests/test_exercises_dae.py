@@ -102,18 +102,21 @@ def test_noisy_input(fn, message, capsys):
 
 
 # -- within noise ---------------------------------------------------------------------------------------
-def within_right(delta, a, b):
+def within_right(delta, a, b, n):
     if a is None or b is None:
         return None
-    return abs(delta) <= 2 * math.sqrt(a**2 + b**2)
+    return abs(delta) <= 2 * math.sqrt((a**2 + b**2) / n)
 
 
 @pytest.mark.parametrize("fn, message", [
-    (lambda d, a, b: None if a is None or b is None else abs(d) <= 2 * (a + b), "sum of the variances"),
-    (lambda d, a, b: None if a is None or b is None else abs(d) <= math.sqrt(a**2 + b**2), "two standard errors"),
-    (lambda d, a, b: None if a is None or b is None else d <= 2 * math.sqrt(a**2 + b**2), "|delta|"),
-    (lambda d, a, b: not within_right(d, a, b) if a and b else None, "expected"),
-    (lambda d, a, b: abs(d) <= 2 * math.sqrt((a or 0) ** 2 + (b or 0) ** 2), "None"),
+    (lambda d, a, b, n: None if a is None or b is None else abs(d) <= 2 * (a + b) / math.sqrt(n),
+     "sum of the variances"),
+    (lambda d, a, b, n: None if a is None or b is None else abs(d) <= math.sqrt((a**2 + b**2) / n),
+     "two standard errors"),
+    (lambda d, a, b, n: None if a is None or b is None else d <= 2 * math.sqrt((a**2 + b**2) / n), "|delta|"),
+    (lambda d, a, b, n: None if a is None or b is None else abs(d) <= 2 * math.sqrt(a**2 + b**2), "sqrt(n)"),
+    (lambda d, a, b, n: not within_right(d, a, b, n) if a and b else None, "expected"),
+    (lambda d, a, b, n: abs(d) <= 2 * math.sqrt(((a or 0) ** 2 + (b or 0) ** 2) / n), "None"),
 ])
 def test_within_noise(fn, message, capsys):
     ok, out = run(dae.check_within_noise, within_right, capsys)

@@ -190,18 +190,21 @@ def check_noisy_input(fn) -> bool:
 # --------------------------------------------------------------------------------------------------
 # notebook 09: is a change bigger than seed noise?
 # --------------------------------------------------------------------------------------------------
-def _within(delta, a, b, k=2.0, combine=math.hypot, size=abs, unknown=None):
+def _within(delta, a, b, n, k=2.0, combine=math.hypot, size=abs, per_mean=True):
     if a is None or b is None:
-        return unknown
-    return size(delta) <= k * combine(a, b)
+        return None
+    return size(delta) <= k * combine(a, b) / (math.sqrt(n) if per_mean else 1.0)
 
 
 def check_within_noise(fn) -> bool:
-    """fn(delta, std_before, std_after) -> True when |delta| <= 2 sqrt(std_before^2 + std_after^2),
-    False when larger, None when a std is unknown (one seed)."""
+    """fn(delta, std_before, std_after, n) -> True when |delta| <= 2 sqrt((std_before^2 + std_after^2) / n)
+    (two standard errors of a difference of two means over n seeds), False when larger, None when a std
+    is unknown (one seed)."""
     def body():
-        cases = [(0.5, 0.2, 0.2), (1.0, 0.2, 0.2), (-1.0, 0.2, 0.2), (-0.5, 0.2, 0.2), (0.6, 0.3, 0.3),
-                 (0.9, 0.3, 0.3), (0.5, None, 0.2), (0.5, 0.2, None)]
+        cases = [(0.5, 0.2, 0.2, 1), (1.0, 0.2, 0.2, 1), (-1.0, 0.2, 0.2, 1), (-0.5, 0.2, 0.2, 1),
+                 (0.7, 0.2, 0.2, 1), (0.6, 0.3, 0.3, 3), (0.75, 0.3, 0.3, 3), (0.9, 0.3, 0.3, 3), (0.4, 0.3, 0.3, 3),
+                 (0.3, 0.3, 0.3, 4),
+                 (0.5, None, 0.2, 1), (0.5, 0.2, None, 1)]
         answers = []
         for case in cases:
             out, err = _call(fn, *case)
@@ -209,17 +212,20 @@ def check_within_noise(fn) -> bool:
                 return err + f" for fn{case}"
             answers.append(None if out is None else bool(out))
         if answers == [_within(*c) for c in cases]:
-            print("correct: a change is within noise when |delta| <= 2 sqrt(std_a^2 + std_b^2)")
+            print("correct: a change is within noise when |delta| <= 2 sqrt((std_a^2 + std_b^2) / n)")
             return None
         wrong = {
             "with an unknown std (one seed) the answer is None, not a guess":
-                lambda d, a, b: _within(d, a or 0.0, b or 0.0),
+                lambda d, a, b, n: _within(d, a or 0.0, b or 0.0, n),
             "compare the size of the change, |delta|: a drop is as much a change as a rise":
-                lambda d, a, b: _within(d, a, b, size=lambda x: x),
+                lambda d, a, b, n: _within(d, a, b, n, size=lambda x: x),
             "'within noise' means within two standard errors of the difference, not one":
-                lambda d, a, b: _within(d, a, b, k=1.0),
+                lambda d, a, b, n: _within(d, a, b, n, k=1.0),
             "standard deviations do not add: the variance of a difference is the sum of the variances, so the "
-            "standard error is sqrt(a^2 + b^2)": lambda d, a, b: _within(d, a, b, combine=lambda x, y: x + y),
+            "standard error is sqrt((a^2 + b^2) / n)":
+                lambda d, a, b, n: _within(d, a, b, n, combine=lambda x, y: x + y),
+            "the steps' numbers are means over n seeds: the std of a mean is std / sqrt(n), so divide the "
+            "variances by n": lambda d, a, b, n: _within(d, a, b, n, per_mean=False),
         }
         for message, candidate in wrong.items():
             if answers == [None if (v := candidate(*c)) is None else bool(v) for c in cases]:
