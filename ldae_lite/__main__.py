@@ -72,12 +72,12 @@ def _data() -> int:
     from . import data
 
     ok = True
-    for name in ("fashion-mnist", "digits"):
+    for name in ("fashion-mnist", "fashion-mnist-m", "digits"):
         try:
             ds = data.load(name, "train")
             print(f"  {name}: {len(ds.labels)} training images ({ds.source})")
         except (FileNotFoundError, RuntimeError) as e:
-            ok = name != "fashion-mnist" and ok
+            ok = not name.startswith("fashion-mnist") and ok
             print(f"  {name}: not available -- {e}")
     try:
         ds = data.load("cifar10", "train")

@@ -300,6 +300,25 @@ def markdown_table(header, rows) -> str:
     return "\n".join(lines) + "\n"
 
 
+def versus_raw_pixels(reports) -> str:
+    """One row per report: its dataset, the raw-pixel probe, the first legitimate step and l-DAE (the last
+    step), and l-DAE minus raw pixels: does the learned representation beat the pixels it was learned from?
+    reports: iterable of (source, report)."""
+    rows = []
+    for _, rep in reports:
+        m, by_key = rep["meta"], {r["key"]: r for r in rep["steps"]}
+
+        def ours(key):
+            r = by_key.get(key)
+            return None if r is None else _fmt(r["mean"]) + (f" ± {r['std']:.2f}" if r.get("std") is not None else "")
+        last = by_key.get(TRAJECTORY[-1].key)
+        raw = rep["raw_pixels"]["linear"]
+        rows.append([m["dataset"], m["budget"], len(m["seeds"]), f"{raw:.2f}", ours("no_perceptual"),
+                     ours(TRAJECTORY[-1].key), _fmt(None if last is None else last["mean"] - raw, "+.2f")])
+    return markdown_table(["dataset", "budget", "seeds", "raw pixels %", "first legitimate step %", "l-DAE %",
+                           "l-DAE − raw pixels"], rows)
+
+
 def trajectory_markdown(report: dict) -> str:
     """Every step: ours (mean ± std over seeds) and the paper's, each change and whether its sign agrees,
     with the training time and seeds of each number, and whether the report trained the run or reused a

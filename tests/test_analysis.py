@@ -184,3 +184,13 @@ def test_within_noise_is_two_standard_errors_of_the_difference_of_means():
     # seeds' std 0.3 and 0.4 over 3 seeds each: SE of the difference sqrt((0.09 + 0.16) / 3) = 0.289
     assert report._noise(0.3, 0.4, 3) == pytest.approx(2 * (0.25 / 3) ** 0.5)
     assert report._noise(None, 0.4, 3) is None  # one seed: no spread to compare against
+
+
+def test_versus_raw_pixels_table():
+    full = _fake_report([60.0 + i for i in range(13)], stds=[0.5] * 13)  # raw pixels 80.0, l-DAE 72.0
+    part = _fake_report([85.0, 86.5])  # only the last two steps: no first legitimate step
+    md = analysis.versus_raw_pixels([("a", full), ("b", part)])
+    lines = md.splitlines()
+    assert len(lines) == 4 and "l-DAE − raw pixels" in lines[0]
+    assert "| 62.00 ± 0.50 | 72.00 ± 0.50 | -8.00 |" in lines[2]  # step 3 is the first legitimate one
+    assert lines[3].endswith("| – | 86.50 | +6.50 |")
