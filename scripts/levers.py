@@ -1,0 +1,123 @@
+"""What limits l-DAE at the lecture budget: the probe, the training, the dataset.
+
+Every number in the README's "what limits the effects" table comes from here. Runs are trained through
+``experiment.run`` and so are cached under ``runs/`` (a second call only probes again); the table is
+written to ``results/<budget>/levers.json`` and ``levers.md`` with the command, commit, device and time.
+
+    .venv/bin/python scripts/levers.py                   # lecture budget, seed 0 (~10 min when cached,
+                                                         #  ~25 min on 2 CPU cores when nothing is)
+    .venv/bin/python scripts/levers.py --budget smoke    # seconds: checks that it runs
+
+Rows:
+1. the probe: one l-DAE, its frozen features probed with each fixed base lr of ``probe.LR_GRID``, and
+   with the lr chosen on held-out training features (what every other number uses);
+2. the training: l-DAE with a larger denoiser lr, and with twice the optimizer steps;
+3. the dataset: Fashion-MNIST-M (each garment blended into a photo crop), where raw pixels are weak:
+   raw pixels, the pixel-space DAE, l-DAE, and the two first (class-conditional / unconditional) steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ldae_lite import budgets, device, experiment, probe, recipes  # noqa: E402
+from ldae_lite.analysis import markdown_table  # noqa: E402
+
+
+def probe_lrs(recipe, budget, dataset, seed, base_lrs):
+    """The run's frozen features probed at each fixed base lr: {base lr: test top-1 %}."""
+    _, obj, model = experiment.load_model(recipe, budget, dataset, seed)
+    train_x, train_y = experiment.load_split(dataset, "train", budget)
+    test_x, test_y = experiment.load_split(dataset, "test", budget)
+    dev = next(model.parameters()).device
+    n = budget.probe_train or len(train_x)
+    t = experiment.probe_t(recipe, obj.schedule)
+    f_train = experiment.encoder_features(model, obj, obj.prepare(train_x[:n].to(dev)), t)
+    f_test = experiment.encoder_features(model, obj, obj.prepare(test_x.to(dev)), t)
+    out = {}
+    for base in base_lrs:
+        r = probe.linear_probe(f_train, train_y[:n].cpu(), f_test, test_y, epochs=budget.probe_epochs,
+                               lr=base * min(probe.BATCH_SIZE, n) / 256, verbose=False)
+        out[base] = r.accuracy
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budget", default="lecture", choices=tuple(budgets.BUDGETS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="folder for levers.json/.md (default results/<budget>)")
+    args = parser.parse_args(argv)
+    budget, seed = budgets.get_budget(args.budget), args.seed
+    start = time.perf_counter()
+    rows = []
+
+    def add(group, dataset, what, accuracy, knn=None, train_s=None, note=""):
+        rows.append(dict(group=group, dataset=dataset, what=what, accuracy=accuracy, knn=knn, train_seconds=train_s,
+                         note=note))
+        print(f"[{group}] {dataset}: {what}: {accuracy:.2f}%", flush=True)
+
+    def run(group, dataset, what, recipe, b=budget, note=""):
+        r = experiment.run(recipe, b, dataset, seed, progress=False)
+        add(group, dataset, what, r.probe_accuracy, r.knn_accuracy, r.train_seconds,
+            note or f"probe base lr {r.probe_base_lr:g} (chosen)")
+        return r
+
+    fm, fmm = "fashion-mnist", "fashion-mnist-m"
+    # 1. the probe
+    raw = probe.raw_pixel_baseline(fm, probe_train=budget.probe_train, probe_test=budget.probe_test,
+                                   epochs=budget.probe_epochs, seed=seed, verbose=False)
+    add("baseline", fm, "raw pixels", raw.linear.accuracy, raw.knn, None,
+        f"probe base lr {raw.linear.lr * 256 / raw.linear.batch_size:g} (chosen)")
+    ldae = run("probe", fm, "l-DAE, lr chosen on held-out training features", recipes.LDAE)
+    for base, acc in probe_lrs(recipes.LDAE, budget, fm, seed, probe.LR_GRID).items():
+        add("probe", fm, f"l-DAE, fixed probe base lr {base:g}", acc, note="the same frozen features" +
+            ("; the probe of earlier versions" if base == 0.03 else ""))
+    # 2. the training
+    for what, change in ((f"l-DAE, denoiser lr {2 * budget.lr:g}", dict(lr=2 * budget.lr)),
+                         (f"l-DAE, denoiser lr {3 * budget.lr:g}", dict(lr=3 * budget.lr)),
+                         (f"l-DAE, {2 * budget.steps} steps (2x the training)", dict(steps=2 * budget.steps))):
+        run("training", fm, what, recipes.LDAE, dataclasses.replace(budget, **change))
+    # 3. the dataset
+    raw_m = probe.raw_pixel_baseline(fmm, probe_train=budget.probe_train, probe_test=budget.probe_test,
+                                     epochs=budget.probe_epochs, seed=seed, verbose=False)
+    add("dataset", fmm, "raw pixels", raw_m.linear.accuracy, raw_m.knn, None,
+        f"probe base lr {raw_m.linear.lr * 256 / raw_m.linear.batch_size:g} (chosen)")
+    run("dataset", fmm, "pixel-space DAE", recipes.PIXEL_DAE)
+    ldae_m = run("dataset", fmm, "l-DAE", recipes.LDAE)
+    run("dataset", fmm, "DiT baseline (class-conditional)", recipes.TRAJECTORY[0].recipe)
+    run("dataset", fmm, "remove class conditioning", recipes.TRAJECTORY[1].recipe)
+
+    dev = device.get_device(verbose=False)
+    meta = dict(budget=budget.name, seed=seed, device=device.describe(dev), commit=experiment.git_commit(),
+                created=time.strftime("%Y-%m-%d %H:%M:%S"), wall_seconds=time.perf_counter() - start,
+                command="python scripts/levers.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                ldae_minus_raw={fm: ldae.probe_accuracy - raw.linear.accuracy,
+                                fmm: ldae_m.probe_accuracy - raw_m.linear.accuracy})
+    out = Path(args.out) if args.out else ROOT / "results" / budget.name
+    out.mkdir(parents=True, exist_ok=True)
+    experiment.write_json(out / "levers.json", dict(meta=meta, rows=rows))
+    table = markdown_table(["lever", "dataset", "what", "linear probe %", "kNN %", "train s", "note"],
+                           [[r["group"], r["dataset"], r["what"], r["accuracy"], r["knn"],
+                             None if r["train_seconds"] is None else f"{r['train_seconds']:.0f}", r["note"]]
+                            for r in rows])
+    text = (f"Budget `{meta['budget']}`, seed {seed}, {meta['device']}, commit `{meta['commit']}`, "
+            f"{meta['created']}, {meta['wall_seconds'] / 60:.1f} min; `{meta['command'].strip()}`.\n\n" + table
+            + f"\nl-DAE minus raw pixels: {meta['ldae_minus_raw'][fm]:+.2f} points on {fm}, "
+              f"{meta['ldae_minus_raw'][fmm]:+.2f} on {fmm}.\n")
+    tmp = out / "levers.md.tmp"
+    tmp.write_text(text)
+    tmp.replace(out / "levers.md")
+    print("\n" + text + f"written: {out / 'levers.json'}, {out / 'levers.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
