@@ -211,6 +211,25 @@ def encoder_features(model, obj: Objective, rows: torch.Tensor, t: int, depth=No
     return torch.cat(out)
 
 
+def pixel_baseline(dataset: str = "fashion-mnist", budget=None, seed: int = 0, progress: bool = True) -> dict:
+    """The raw-pixel linear probe and kNN at a budget's probe sizes, cached under ``runs/baselines``:
+    the same numbers every call, so a trajectory (or a notebook) computes them once per dataset and budget.
+    Returns {linear, knn, base_lr, n_train, n_test, seconds}."""
+    budget = budgets_mod.get_budget(budget)
+    key = stable_hash([PROBE_VERSION, dataset, budget.probe_train, budget.probe_test, budget.probe_epochs, seed])
+    path = runs_dir() / "baselines" / f"{dataset}-{key}.json"
+    cached = read_json(path)
+    if cached is not None:
+        print(f"reusing cached raw-pixel baseline {path.name} (linear probe {cached['linear']:.2f}%)")
+        return cached
+    r = probe_mod.raw_pixel_baseline(dataset, probe_train=budget.probe_train, probe_test=budget.probe_test,
+                                     epochs=budget.probe_epochs, seed=seed, verbose=progress)
+    out = dict(linear=r.linear.accuracy, knn=r.knn, base_lr=r.linear.lr * 256 / r.linear.batch_size,
+               n_train=r.n_train, n_test=r.n_test, seconds=r.seconds)
+    write_json(path, out)
+    return out
+
+
 def run_key(recipe: Recipe, budget, dataset: str, seed: int) -> str:
     return stable_hash([CODE_VERSION, dataclasses.asdict(recipe), dataclasses.asdict(budget), dataset, seed])
 

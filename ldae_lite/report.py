@@ -14,8 +14,7 @@ import torch
 
 from . import budgets as budgets_mod
 from . import device as device_mod
-from .experiment import git_commit, run, write_json
-from .probe import raw_pixel_baseline
+from .experiment import git_commit, pixel_baseline, run, write_json
 from .recipes import TRAJECTORY, Step
 
 
@@ -32,8 +31,7 @@ def trajectory(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: t
     budget = budgets_mod.get_budget(budget)
     device = device_mod.get_device()
     start = time.perf_counter()
-    raw = raw_pixel_baseline(dataset, probe_train=budget.probe_train, probe_test=budget.probe_test,
-                             epochs=budget.probe_epochs, verbose=progress)
+    raw = pixel_baseline(dataset, budget, progress=progress)
     rows, previous = [], None
     for i, step in enumerate(steps):
         print(f"\n=== step {i + 1}/{len(steps)}: {step.label} ({step.key}) ===")
@@ -63,7 +61,7 @@ def trajectory(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: t
                   created=time.strftime("%Y-%m-%d %H:%M:%S"), wall_seconds=time.perf_counter() - start,
                   command="python -m ldae_lite " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("__main__.py")
                   else ""),
-        raw_pixels=dict(linear=raw.linear.accuracy, knn=raw.knn),
+        raw_pixels=dict(linear=raw["linear"], knn=raw["knn"]),
         steps=rows,
     )
 

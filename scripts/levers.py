@@ -72,10 +72,8 @@ def main(argv=None) -> int:
 
     fm, fmm = "fashion-mnist", "fashion-mnist-m"
     # 1. the probe
-    raw = probe.raw_pixel_baseline(fm, probe_train=budget.probe_train, probe_test=budget.probe_test,
-                                   epochs=budget.probe_epochs, seed=seed, verbose=False)
-    add("baseline", fm, "raw pixels", raw.linear.accuracy, raw.knn, None,
-        f"probe base lr {raw.linear.lr * 256 / raw.linear.batch_size:g} (chosen)")
+    raw = experiment.pixel_baseline(fm, budget, seed, progress=False)
+    add("baseline", fm, "raw pixels", raw["linear"], raw["knn"], None, f"probe base lr {raw['base_lr']:g} (chosen)")
     ldae = run("probe", fm, "l-DAE, lr chosen on held-out training features", recipes.LDAE)
     for base, acc in probe_lrs(recipes.LDAE, budget, fm, seed, probe.LR_GRID).items():
         add("probe", fm, f"l-DAE, fixed probe base lr {base:g}", acc, note="the same frozen features" +
@@ -86,10 +84,9 @@ def main(argv=None) -> int:
                          (f"l-DAE, {2 * budget.steps} steps (2x the training)", dict(steps=2 * budget.steps))):
         run("training", fm, what, recipes.LDAE, dataclasses.replace(budget, **change))
     # 3. the dataset
-    raw_m = probe.raw_pixel_baseline(fmm, probe_train=budget.probe_train, probe_test=budget.probe_test,
-                                     epochs=budget.probe_epochs, seed=seed, verbose=False)
-    add("dataset", fmm, "raw pixels", raw_m.linear.accuracy, raw_m.knn, None,
-        f"probe base lr {raw_m.linear.lr * 256 / raw_m.linear.batch_size:g} (chosen)")
+    raw_m = experiment.pixel_baseline(fmm, budget, seed, progress=False)
+    add("dataset", fmm, "raw pixels", raw_m["linear"], raw_m["knn"], None,
+        f"probe base lr {raw_m['base_lr']:g} (chosen)")
     run("dataset", fmm, "pixel-space DAE", recipes.PIXEL_DAE)
     ldae_m = run("dataset", fmm, "l-DAE", recipes.LDAE)
     run("dataset", fmm, "DiT baseline (class-conditional)", recipes.TRAJECTORY[0].recipe)
@@ -99,8 +96,7 @@ def main(argv=None) -> int:
     meta = dict(budget=budget.name, seed=seed, device=device.describe(dev), commit=experiment.git_commit(),
                 created=time.strftime("%Y-%m-%d %H:%M:%S"), wall_seconds=time.perf_counter() - start,
                 command="python scripts/levers.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                ldae_minus_raw={fm: ldae.probe_accuracy - raw.linear.accuracy,
-                                fmm: ldae_m.probe_accuracy - raw_m.linear.accuracy})
+                ldae_minus_raw={fm: ldae.probe_accuracy - raw["linear"], fmm: ldae_m.probe_accuracy - raw_m["linear"]})
     out = Path(args.out) if args.out else ROOT / "results" / budget.name
     out.mkdir(parents=True, exist_ok=True)
     experiment.write_json(out / "levers.json", dict(meta=meta, rows=rows))

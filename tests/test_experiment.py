@@ -94,3 +94,15 @@ def test_run_probed_with_an_older_probe_is_probed_again_not_retrained(runs, caps
     assert again.train_seconds == first.train_seconds  # not retrained
     assert again.frechet == 123.0  # sampling is not redone for a new probe
     assert json.loads(result.read_text())["probe_version"] == experiment.PROBE_VERSION
+
+
+def test_pixel_baseline_is_computed_once(runs, capsys):
+    first = experiment.pixel_baseline("digits", TINY, progress=False)
+    assert 0 < first["linear"] <= 100 and 0 < first["knn"] <= 100 and first["n_train"] == 256
+    capsys.readouterr()
+    second = experiment.pixel_baseline("digits", TINY, progress=False)
+    assert second == first and "reusing cached raw-pixel baseline" in capsys.readouterr().out
+    (path,) = runs.glob("baselines/*.json")
+    path.write_text("{ broken")
+    with pytest.warns(UserWarning, match="corrupted file"):
+        assert experiment.pixel_baseline("digits", TINY, progress=False)["linear"] == first["linear"]
