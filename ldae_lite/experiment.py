@@ -224,7 +224,7 @@ def pixel_baseline(dataset: str = "fashion-mnist", budget=None, seed: int = 0, p
         return cached
     r = probe_mod.raw_pixel_baseline(dataset, probe_train=budget.probe_train, probe_test=budget.probe_test,
                                      epochs=budget.probe_epochs, seed=seed, verbose=progress)
-    out = dict(linear=r.linear.accuracy, knn=r.knn, base_lr=r.linear.lr * 256 / r.linear.batch_size,
+    out = dict(linear=r.linear.accuracy, knn=r.knn, base_lr=r.linear.base_lr,
                n_train=r.n_train, n_test=r.n_test, seconds=r.seconds)
     write_json(path, out)
     return out
@@ -292,7 +292,7 @@ def run(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int =
                     probe_seconds=probe_seconds, images_per_s=stats.images_per_s,
                     device=device_mod.describe(device), final_loss=float(losses[-1][1]) if losses else float("nan"),
                     frechet=frechet, losses=losses, created=time.strftime("%Y-%m-%d %H:%M:%S"), commit=git_commit(),
-                    probe_version=PROBE_VERSION, probe_base_lr=lin.lr * 256 / lin.batch_size)
+                    probe_version=PROBE_VERSION, probe_base_lr=lin.base_lr)
     write_json(folder / "result.json", dataclasses.asdict(result))
     return result
 

@@ -60,6 +60,11 @@ class ProbeResult:
     n_test: int = 0
     lr_sweep: tuple = ()  # ((base lr, held-out top-1 %), ...) when the lr was chosen; () when it was given
 
+    @property
+    def base_lr(self) -> float:
+        """The peak lr per 256 examples (MAE's scaling rule undone)."""
+        return self.lr * 256 / self.batch_size
+
 
 @torch.no_grad()
 def extract_features(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int = 512,

@@ -30,7 +30,7 @@ def test_linear_probe_separable_toy(capsys):
     # lr=None: chosen on held-out training features; batch 256, so lr = base lr x 256 / 256
     assert [b for b, _ in result.lr_sweep] == list(probe.LR_GRID)
     best = max(result.lr_sweep, key=lambda ba: ba[1])  # max() keeps the first of ties, as the probe does
-    assert result.lr == pytest.approx(best[0])
+    assert result.lr == pytest.approx(best[0]) and result.base_lr == pytest.approx(best[0])
     assert result.steps == 10 * -(-len(tx) // 256) and result.seconds > 0
     out = capsys.readouterr().out
     for word in ("BatchNorm1d(affine=False", "held-out", "lr =", "epochs", "steps", "test top-1"):
