@@ -25,6 +25,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="folder for JSON/Markdown/PNG (default: runs/trajectory)")
     p.add_argument("--no-generate", action="store_true", help="skip sampling and the Frechet distance")
     p.add_argument("--steps", nargs="+", default=None, help=f"a subset of step keys: {tuple(recipes.STEPS)}")
+    p.add_argument("--workers", type=int, default=None,
+                   help="runs trained at the same time, one process each (default: 2 on a CPU, 1 on a GPU)")
 
     p = sub.add_parser("run", help="train and probe one trajectory step")
     common(p)
@@ -60,7 +62,8 @@ def main(argv=None) -> int:
     from .experiment import runs_dir
 
     steps = recipes.TRAJECTORY if args.steps is None else tuple(recipes.get_step(k) for k in args.steps)
-    rep = report.trajectory(args.budget, args.dataset, tuple(args.seeds), steps, generate=not args.no_generate)
+    rep = report.trajectory(args.budget, args.dataset, tuple(args.seeds), steps, generate=not args.no_generate,
+                            workers=args.workers)
     print()
     print(report.to_markdown(rep))
     paths = report.save(rep, Path(args.out) if args.out else runs_dir() / "trajectory")

@@ -38,7 +38,10 @@ from .recipes import Recipe, stable_hash
 from .train import TrainConfig, train
 
 # Bump when a change to the code alters what a run trains: old cached runs stop matching.
-CODE_VERSION = 1
+# 2: the denoiser is initialised from a freshly seeded generator, so a run trains the same parameters
+#    whether its tokenizer was fitted in the same call or loaded from the cache (before, fitting one
+#    drew from the global generator first), and whichever process runs it.
+CODE_VERSION = 2
 # Bump when only the probe changes: a cached run keeps its trained weights and is probed again.
 # 3: the probe's lr is chosen on held-out training features (probe.LR_GRID) instead of fixed at 0.03.
 PROBE_VERSION = 3
@@ -167,6 +170,7 @@ def get_tokenizer(recipe: Recipe, budget, dataset: str, seed: int = 0, device=No
     images, labels = load_split(dataset, "train", budget, recipe.resolution_scale)
     s = recipe.resolution_scale
     opts = {"whiten": recipe.pca_whiten} if recipe.tokenizer == "patch_pca" else {}
+    device_mod.seed_everything(seed)  # the tokenizer's init depends on its seed alone, not on the caller
     tok = tokenizers.make_tokenizer(recipe.tokenizer, recipe.latent_dim, image_size=images.shape[-1],
                                     channels=images.shape[1], patch_size=8 * s, **opts).to(device)
     cnn = get_cnn(budget, dataset, device, progress) if recipe.tokenizer == "vqgan" else None
@@ -252,14 +256,14 @@ def run(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int =
     folder = run_folder(recipe, budget, dataset, seed)
     cached = read_json(folder / "result.json")
     stale = cached is not None and cached.get("probe_version", 1) != PROBE_VERSION
-    if cached is not None and not stale and (cached.get("frechet") is not None or not generate):
+    if _reusable(cached, generate):
         print(f"reusing cached run {folder.name} (probe {cached['probe_accuracy']:.2f}%)")
         return Result(**{**cached, "cached": True})
     if stale:
         print(f"cached run {folder.name} was probed with an older probe: reusing its weights, probing again")
 
-    device_mod.seed_everything(seed)
     tok = get_tokenizer(recipe, budget, dataset, seed, device, progress)
+    device_mod.seed_everything(seed)  # the denoiser's init, whatever fitting a tokenizer drew before
     obj, model = build(recipe, tok, budget)
     images, labels = load_split(dataset, "train", budget, recipe.resolution_scale)
     rows = obj.prepare(images.to(device))
@@ -295,6 +299,17 @@ def run(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int =
                     probe_version=PROBE_VERSION, probe_base_lr=lin.base_lr)
     write_json(folder / "result.json", dataclasses.asdict(result))
     return result
+
+
+def _reusable(cached: dict | None, generate: bool) -> bool:
+    """A stored result answers the call: probed with the current probe, and sampled if asked to."""
+    return (cached is not None and cached.get("probe_version", 1) == PROBE_VERSION
+            and (cached.get("frechet") is not None or not generate))
+
+
+def is_done(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0, generate: bool = False) -> bool:
+    """Whether ``run`` with these arguments would return a stored result without training or probing."""
+    return _reusable(read_json(run_folder(recipe, budget, dataset, seed) / "result.json"), generate)
 
 
 def load_model(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0, device=None):

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from ldae_lite import budgets, experiment
-from ldae_lite.recipes import LDAE, TRAJECTORY
+from ldae_lite import budgets, experiment, report
+from ldae_lite.recipes import LDAE, STEPS, TRAJECTORY
 
 TINY = dataclasses.replace(budgets.get_budget("smoke"), name="tiny", steps=6, train_subset=256, probe_train=256,
                            probe_test=128, tokenizer_steps=4, cnn_steps=4, fid_samples=32, sample_steps=3,
@@ -106,3 +106,25 @@ def test_pixel_baseline_is_computed_once(runs, capsys):
     path.write_text("{ broken")
     with pytest.warns(UserWarning, match="corrupted file"):
         assert experiment.pixel_baseline("digits", TINY, progress=False)["linear"] == first["linear"]
+
+
+def test_trajectory_in_two_processes_gives_the_numbers_of_one(tmp_path, monkeypatch):
+    """workers=2 fits the shared tokenizers first, then trains the runs in two processes: every number
+    must be what one process gets running them one after another."""
+    steps = (STEPS["dit_baseline"], STEPS["predict_image"])  # conv VAE + CNN + sampling, and patch PCA
+    reports = {}
+    for workers in (1, 2):
+        monkeypatch.setenv("LDAE_RUNS", str(tmp_path / f"workers{workers}"))
+        reports[workers] = report.trajectory(TINY, "digits", seeds=(0, 1), steps=steps, progress=False,
+                                             workers=workers)
+    for one, two in zip(reports[1]["steps"], reports[2]["steps"]):
+        assert one["accuracies"] == two["accuracies"] and one["knn"] == two["knn"]
+        assert (one["frechet"] is None) == (two["frechet"] is None)
+        if one["frechet"] is not None:  # dit_baseline samples images (the other step is not generative)
+            assert one["frechet"] == pytest.approx(two["frechet"], rel=1e-3)
+        assert not two["cached"]
+    assert reports[2]["meta"]["workers"] == 2 and reports[2]["meta"]["runs_trained"] == 4
+    again = report.trajectory(TINY, "digits", seeds=(0, 1), steps=steps, progress=False, workers=2)
+    assert all(row["cached"] for row in again["steps"]) and again["meta"]["runs_trained"] == 0
+    with pytest.raises(ValueError, match="workers=0 must be >= 1"):
+        report.trajectory(TINY, "digits", steps=steps, progress=False, workers=0)
