@@ -190,20 +190,24 @@ def _train_heads(z: torch.Tensor, y: torch.Tensor, lrs: list[float], num_classes
                  batch_size: int, weight_decay: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """K linear heads on standardised features z (N, F), one per peak lr, trained in one loop.
 
-    SGD with momentum is linear in the gradient, so a head whose loss is multiplied by lr_k and stepped
-    with lr 1 follows exactly the path of a head stepped with lr_k: one (B, F) x (F, K*C) matmul per
-    step trains all K. Same shuffles for every head; half-cycle cosine decay per step, no warmup.
+    Plain SGD with momentum 0.9 on the cross-entropy (torch.optim.SGD's update: buf = 0.9 buf + g,
+    p -= lr buf), half-cycle cosine decay per step, no warmup, the same shuffles for every head.
+    The gradient of a linear softmax classifier is short enough to write out, which makes a step about
+    three times cheaper than autograd's on these tiny matrices (a test checks both give the same head):
+        logits = z W + b,   dCE/dlogits = (softmax(logits) - onehot(y)) / B,
+        dW = z^T dlogits (+ weight_decay W),   db = sum over the batch of dlogits.
+    The K heads are the column blocks of one (F, K*C) matrix, so one matmul per step trains them all.
     Returns weights (K, F, C) and biases (K, C).
     """
     n, dim = z.shape
-    k = len(lrs)
+    k, c = len(lrs), num_classes
     generator = torch.Generator().manual_seed(seed)
-    weight = torch.empty(dim, num_classes)
-    nn.init.trunc_normal_(weight, std=0.01, generator=generator)  # MAE's init, the same for every head
-    weight = weight.expand(k, dim, num_classes).clone().to(z.device).requires_grad_()  # (K, F, C)
-    bias = torch.zeros(k, num_classes, device=z.device, requires_grad=True)  # (K, C)
-    scale = torch.tensor(lrs, device=z.device)  # (K,)
-    optimizer = torch.optim.SGD([weight, bias], lr=1.0, momentum=0.9)
+    init = torch.empty(dim, c)
+    nn.init.trunc_normal_(init, std=0.01, generator=generator)  # MAE's init, the same for every head
+    weight = init.repeat(1, k).to(z.device)  # (F, K*C): head j owns columns j*C .. (j+1)*C - 1
+    bias = torch.zeros(k * c, device=z.device)
+    peak = torch.tensor(lrs, device=z.device, dtype=z.dtype).repeat_interleave(c)  # (K*C,) each head's lr
+    buf_w, buf_b = torch.zeros_like(weight), torch.zeros_like(bias)  # momentum buffers
     steps_per_epoch = math.ceil(n / batch_size)
     total = epochs * steps_per_epoch
     # The ops are tiny ((256, F) x (F, K*C)), so on CPU the loop runs on one thread: with more, thread
@@ -217,20 +221,22 @@ def _train_heads(z: torch.Tensor, y: torch.Tensor, lrs: list[float], num_classes
             order = torch.randperm(n, generator=generator).to(z.device)
             for i in range(steps_per_epoch):
                 idx = order[i * batch_size:(i + 1) * batch_size]
-                for group in optimizer.param_groups:
-                    group["lr"] = 0.5 * (1.0 + math.cos(math.pi * step / total))
-                logits = torch.einsum("bf,kfc->kbc", z[idx], weight) + bias[:, None]  # (K, B, C)
-                per_head = F.cross_entropy(logits.flatten(0, 1), y[idx].repeat(k), reduction="none")
-                loss = (scale * per_head.view(k, -1).mean(1)).sum()  # sum_k lr_k * CE_k
+                zb, yb, b = z[idx], y[idx], len(idx)  # (B, F), (B,)
+                probs = torch.addmm(bias, zb, weight).view(b, k, c).softmax(-1)  # (B, K, C)
+                probs[torch.arange(b, device=z.device), :, yb] -= 1.0  # softmax - onehot
+                grad_logits = probs.view(b, k * c) / b  # (B, K*C): dCE/dlogits of the batch mean
+                grad_w = zb.T @ grad_logits  # (F, K*C)
                 if weight_decay:
-                    loss = loss + weight_decay / 2 * (scale * (weight ** 2).sum((1, 2))).sum()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                    grad_w.add_(weight, alpha=weight_decay)
+                buf_w.mul_(0.9).add_(grad_w)
+                buf_b.mul_(0.9).add_(grad_logits.sum(0))
+                lr = peak * (0.5 * (1.0 + math.cos(math.pi * step / total)))  # (K*C,) cosine decay
+                weight.sub_(buf_w * lr)
+                bias.sub_(buf_b * lr)
                 step += 1
     finally:
         torch.set_num_threads(threads)
-    return weight.detach(), bias.detach()
+    return weight.view(dim, k, c).permute(1, 0, 2).contiguous(), bias.view(k, c)
 
 
 @torch.no_grad()

@@ -40,13 +40,15 @@ def trajectory(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: t
     budget = budgets_mod.get_budget(budget)
     device = device_mod.get_device()
     start = time.perf_counter()
-    raw = pixel_baseline(dataset, budget, progress=progress)
     jobs = [(step, s) for step in steps for s in seeds]
     todo = [(step, s) for step, s in jobs if not is_done(step.recipe, budget, dataset, s, generate and step.generative)]
     workers = default_workers(device) if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers={workers} must be >= 1 (or None for the default)")
-    done = _run_in_parallel(todo, budget, dataset, generate, workers, device, progress) if workers > 1 and len(todo) > 1 else {}
+    if workers > 1 and len(todo) > 1:
+        done, raw = _run_in_parallel(todo, budget, dataset, generate, workers, device, progress)
+    else:
+        done, raw = {}, pixel_baseline(dataset, budget, progress=progress)
     rows, previous = [], None
     for i, step in enumerate(steps):
         print(f"\n=== step {i + 1}/{len(steps)}: {step.label} ({step.key}) ===")
@@ -92,31 +94,38 @@ def default_workers(device) -> int:
     return 2 if torch.device(device).type == "cpu" and torch.get_num_threads() >= 2 else 1
 
 
-def _run_in_parallel(todo, budget, dataset: str, generate: bool, workers: int, device, progress: bool) -> dict:
-    """Train and probe ``todo`` [(step, seed)] in ``workers`` processes; returns {(step key, seed): Result}."""
-    # 1. What runs share, made here first (two processes must not fit the same tokenizer at once).
-    print(f"\npreparing the tokenizers of {len(todo)} runs, then training them {workers} at a time")
-    if generate and any(step.generative for step, _ in todo):
-        get_cnn(budget, dataset, device, progress)  # the Frechet distance's feature network
-    for step, s in todo:
-        get_tokenizer(step.recipe, budget, dataset, s, device, progress)
-    # 2. The runs, each process on its share of the cores; results arrive in any order.
+def _run_in_parallel(todo, budget, dataset: str, generate: bool, workers: int, device, progress: bool):
+    """Train and probe ``todo`` [(step, seed)] in ``workers`` processes.
+
+    Returns ({(step key, seed): Result}, the raw-pixel baseline)."""
     threads = max(1, torch.get_num_threads() // workers)
+    print(f"\n{len(todo)} runs, {workers} at a time ({threads} thread(s) each), after the tokenizers they share")
     done = {}
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe with torch's thread pools
     with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
                              initargs=(threads,)) as pool:
+        # 1. The raw-pixel probe (one thread) in a worker, while this process fits the label-trained CNN and
+        #    the tokenizers with all its threads: here, so that no two processes fit the same one, and so
+        #    that they come out as they do when each run fits its own (convolutions round differently
+        #    with another thread count).
+        raw = pool.submit(pixel_baseline, dataset, budget, progress=False)
+        if generate and any(step.generative for step, _ in todo):
+            get_cnn(budget, dataset, device, progress)
+        for step, s in todo:
+            get_tokenizer(step.recipe, budget, dataset, s, device, progress)
+        # 2. The runs; results arrive in any order.
         futures = {pool.submit(run, step.recipe, budget, dataset, s, generate=generate and step.generative,
                                progress=False): (step, s) for step, s in todo}
-        bar = tqdm(total=len(futures), desc=f"runs ({workers} processes x {threads} threads)", disable=not progress)
+        bar = tqdm(total=len(futures), desc="runs", disable=not progress)
         for future in as_completed(futures):
             step, s = futures[future]
             r = done[(step.key, s)] = future.result()
             bar.update()
             tqdm.write(f"  trained {step.key} seed {s}: probe {r.probe_accuracy:.2f}% "
-                       f"({r.train_seconds:.0f} s at {r.images_per_s:.0f} img/s on {threads} thread(s))")
+                       f"({r.train_seconds:.0f} s at {r.images_per_s:.0f} img/s)")
         bar.close()
-    return done
+        raw = raw.result()
+    return done, raw
 
 
 def _noise(std_a, std_b, n: int):

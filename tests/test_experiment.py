@@ -123,6 +123,7 @@ def test_trajectory_in_two_processes_gives_the_numbers_of_one(tmp_path, monkeypa
         if one["frechet"] is not None:  # dit_baseline samples images (the other step is not generative)
             assert one["frechet"] == pytest.approx(two["frechet"], rel=1e-3)
         assert not two["cached"]
+    assert reports[1]["raw_pixels"] == reports[2]["raw_pixels"]
     assert reports[2]["meta"]["workers"] == 2 and reports[2]["meta"]["runs_trained"] == 4
     again = report.trajectory(TINY, "digits", seeds=(0, 1), steps=steps, progress=False, workers=2)
     assert all(row["cached"] for row in again["steps"]) and again["meta"]["runs_trained"] == 0

@@ -1,7 +1,10 @@
 """The linear probe (MAE protocol on frozen features) and the kNN probe, on toy data with known answers."""
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ldae_lite import probe
 
@@ -66,6 +69,36 @@ def test_heads_trained_together_follow_their_own_paths():
         torch.testing.assert_close(together_w[k], alone_w[0], atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(together_b[k], alone_b[0], atol=1e-5, rtol=1e-4)
     assert not torch.allclose(together_w[0], together_w[2])  # and the lrs really differ
+
+
+def test_hand_written_gradient_matches_autograd():
+    """_train_heads writes the softmax-regression gradient out by hand; torch.optim.SGD on autograd's
+    gradient of the same loss, with the same init, shuffles and cosine lr, must end at the same head."""
+    tx, ty, _, _ = split(seed=6, spread=2.0)
+    z = (tx - tx.mean(0)) / tx.std(0)
+    lr, epochs, batch, wd, classes = 0.3, 3, 64, 1e-3, 10
+    got_w, got_b = probe._train_heads(z, ty, [lr], classes, epochs, batch, wd, seed=7)
+
+    generator = torch.Generator().manual_seed(7)
+    weight = torch.empty(z.shape[1], classes)
+    torch.nn.init.trunc_normal_(weight, std=0.01, generator=generator)
+    weight.requires_grad_()
+    bias = torch.zeros(classes, requires_grad=True)
+    opt = torch.optim.SGD([weight, bias], lr=lr, momentum=0.9)
+    steps = -(-len(z) // batch)
+    total, step = epochs * steps, 0
+    for _ in range(epochs):
+        order = torch.randperm(len(z), generator=generator)
+        for i in range(steps):
+            idx = order[i * batch:(i + 1) * batch]
+            opt.param_groups[0]["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            loss = F.cross_entropy(z[idx] @ weight + bias, ty[idx]) + wd / 2 * (weight ** 2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+    torch.testing.assert_close(got_w[0], weight.detach(), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(got_b[0], bias.detach(), atol=1e-5, rtol=1e-4)
 
 
 def test_lr_sweep_prefers_the_lr_that_fits():
