@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 BUDGET ?= lecture
 SEEDS  ?= 0
 DATASET ?= fashion-mnist
+WORKERS ?=
 
 .PHONY: setup data lab test trajectory bench clean
 
@@ -32,7 +33,8 @@ test: data
 	LDAE_BUDGET=smoke $(BIN)/python -m pytest --nbmake --nbmake-timeout=600 notebooks
 
 trajectory: data
-	$(BIN)/python -m ldae_lite trajectory --budget $(BUDGET) --dataset $(DATASET) --seeds $(SEEDS)
+	$(BIN)/python -m ldae_lite trajectory --budget $(BUDGET) --dataset $(DATASET) --seeds $(SEEDS) \
+		$(if $(WORKERS),--workers $(WORKERS))
 
 bench: data
 	$(BIN)/python benchmarks/bench_throughput.py
