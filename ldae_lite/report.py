@@ -9,7 +9,7 @@ import platform
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import torch
@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from . import budgets as budgets_mod
 from . import device as device_mod
-from .experiment import get_cnn, get_tokenizer, git_commit, is_done, pixel_baseline, run, tokenizer_key, write_json
+from .experiment import (get_cnn, get_tokenizer, git_commit, is_done, pixel_baseline, run, tokenizer_key,
+                         trains_tokenizer, write_json)
 from .recipes import TRAJECTORY, Step
 
 
@@ -33,9 +34,9 @@ def trajectory(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: t
     """Run every step at every seed (cached runs are reused) and summarise them against the paper.
 
     workers: how many runs train at the same time, each in its own process (None: :func:`default_workers`).
-    With more than one, the tokenizers the runs share are fitted first, here, and the runs are then
-    spread over the processes; the numbers are the same as one run after another (same parameters to
-    the bit: a test checks it), only the wall time changes.
+    With more than one, the tokenizers the runs share and the runs themselves are spread over the
+    processes (see :func:`_run_in_parallel`); the numbers are the same as one run after another (same
+    parameters to the bit: a test checks it), only the wall time changes.
     """
     budget = budgets_mod.get_budget(budget)
     device = device_mod.get_device()
@@ -95,38 +96,86 @@ def default_workers(device) -> int:
 
 
 def _run_in_parallel(todo, budget, dataset: str, generate: bool, workers: int, device, progress: bool):
-    """Train and probe ``todo`` [(step, seed)] in ``workers`` processes.
+    """Train and probe ``todo`` [(step, seed)] in ``workers`` processes, every core busy until the end.
 
+    Every piece of work is a job for the pool, started as soon as a process is free and what it needs is
+    ready, in this order:
+      1. the label-trained CNN and each tokenizer trained by gradient, once (the runs share them). They are
+         fitted on experiment.FIT_THREADS threads wherever they are fitted, so a worker fits the same bits
+         as a notebook does;
+      2. the runs, in trajectory order: a run waits for its tokenizer (and, when it samples, for the CNN),
+         so the PCA steps fill the time while the tokenizers are fitted;
+      3. the raw-pixel probe, last, in the time when the other process finishes the last run.
+    The PCA tokenizers take seconds: this process fits them first.
     Returns ({(step key, seed): Result}, the raw-pixel baseline)."""
     threads = max(1, torch.get_num_threads() // workers)
-    print(f"\n{len(todo)} runs, {workers} at a time ({threads} thread(s) each), after the tokenizers they share")
-    done = {}
+    jobs = {}  # name -> (function, args, kwargs, names of the jobs it waits for)
+    if generate and any(step.generative for step, _ in todo):
+        jobs["cnn"] = (_fit_cnn, (budget, dataset), {}, ())
+    for step, s in todo:
+        k = tokenizer_key(step.recipe, budget, dataset, s)
+        if not trains_tokenizer(step.recipe):
+            get_tokenizer(step.recipe, budget, dataset, s, device, progress=False)  # PCA: seconds, here
+        elif k not in jobs:
+            jobs[k] = (_fit_tokenizer, (step.recipe, budget, dataset, s), {},
+                       ("cnn",) if step.recipe.tokenizer == "vqgan" else ())
+    for step, s in todo:
+        sample = generate and step.generative
+        needs = (() if not trains_tokenizer(step.recipe) else (tokenizer_key(step.recipe, budget, dataset, s),))
+        jobs[(step.key, s)] = (run, (step.recipe, budget, dataset, s), dict(generate=sample, progress=False),
+                               needs + (("cnn",) if sample else ()))
+    jobs["raw"] = (pixel_baseline, (dataset, budget), dict(progress=False), ())  # started last: see ready()
+    print(f"\n{len(todo)} runs and {len(jobs) - len(todo) - 1} shared tokenizer(s)/CNN, {workers} jobs at a time "
+          f"({threads} thread(s) each)")
+
+    done, finished, results = {}, set(), {}
+    pending, running = list(jobs), {}
+
+    def ready(name) -> bool:
+        if name == "raw":  # once every other job has started: it runs beside the last run, not after it
+            return pending == ["raw"]
+        return set(jobs[name][3]) <= finished
+
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe with torch's thread pools
+    bar = tqdm(total=len(jobs), desc="jobs", disable=not progress)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
                              initargs=(threads,)) as pool:
-        # 1. The raw-pixel probe (one thread) in a worker, while this process fits the label-trained CNN and
-        #    the tokenizers with all its threads: here, so that no two processes fit the same one, and so
-        #    that they come out as they do when each run fits its own (convolutions round differently
-        #    with another thread count).
-        raw = pool.submit(pixel_baseline, dataset, budget, progress=False)
-        if generate and any(step.generative for step, _ in todo):
-            get_cnn(budget, dataset, device, progress)
-        shared = {tokenizer_key(step.recipe, budget, dataset, s): (step.recipe, s) for step, s in todo}
-        for recipe, s in shared.values():  # each distinct tokenizer once
-            get_tokenizer(recipe, budget, dataset, s, device, progress)
-        # 2. The runs; results arrive in any order.
-        futures = {pool.submit(run, step.recipe, budget, dataset, s, generate=generate and step.generative,
-                               progress=False): (step, s) for step, s in todo}
-        bar = tqdm(total=len(futures), desc="runs", disable=not progress)
-        for future in as_completed(futures):
-            step, s = futures[future]
-            r = done[(step.key, s)] = future.result()
-            bar.update()
-            tqdm.write(f"  trained {step.key} seed {s}: probe {r.probe_accuracy:.2f}% "
-                       f"({r.train_seconds:.0f} s at {r.images_per_s:.0f} img/s)")
-        bar.close()
-        raw = raw.result()
-    return done, raw
+        while pending or running:
+            for name in [n for n in pending if ready(n)]:
+                if len(running) >= workers:
+                    break
+                fn, args, kwargs, _ = jobs[name]
+                running[pool.submit(fn, *args, **kwargs)] = name
+                pending.remove(name)
+            if not running:
+                raise RuntimeError(f"jobs {pending} wait for jobs that never run")  # a bug, not bad input
+            for future in wait(running, return_when=FIRST_COMPLETED).done:
+                name = running.pop(future)
+                results[name] = future.result()
+                finished.add(name)
+                bar.update()
+                if isinstance(name, tuple):
+                    r = done[name] = results[name]
+                    tqdm.write(f"  trained {name[0]} seed {name[1]}: probe {r.probe_accuracy:.2f}% "
+                               f"({r.train_seconds:.0f} s at {r.images_per_s:.0f} img/s)")
+                elif name != "raw":
+                    tqdm.write(f"  fitted {name} ({results[name]:.0f} s)")
+    bar.close()
+    return done, results["raw"]
+
+
+def _fit_cnn(budget, dataset: str) -> float:
+    """A pool job: train (or find) the label-trained CNN; returns seconds."""
+    start = time.perf_counter()
+    get_cnn(budget, dataset, device_mod.get_device(verbose=False), progress=False)
+    return time.perf_counter() - start
+
+
+def _fit_tokenizer(recipe, budget, dataset: str, seed: int) -> float:
+    """A pool job: fit (or find) the tokenizer of ``recipe``; returns seconds."""
+    start = time.perf_counter()
+    get_tokenizer(recipe, budget, dataset, seed, progress=False)
+    return time.perf_counter() - start
 
 
 def _noise(std_a, std_b, n: int):

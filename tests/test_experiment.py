@@ -109,8 +109,8 @@ def test_pixel_baseline_is_computed_once(runs, capsys):
 
 
 def test_trajectory_in_two_processes_gives_the_numbers_of_one(tmp_path, monkeypatch):
-    """workers=2 fits the shared tokenizers first, then trains the runs in two processes: every number
-    must be what one process gets running them one after another."""
+    """workers=2 fits the shared tokenizers and the CNN, and trains the runs, in two processes: every
+    number must be what one process gets running them one after another."""
     steps = (STEPS["dit_baseline"], STEPS["predict_image"])  # conv VAE + CNN + sampling, and patch PCA
     reports = {}
     for workers in (1, 2):
@@ -129,3 +129,47 @@ def test_trajectory_in_two_processes_gives_the_numbers_of_one(tmp_path, monkeypa
     assert all(row["cached"] for row in again["steps"]) and again["meta"]["runs_trained"] == 0
     with pytest.raises(ValueError, match="workers=0 must be >= 1"):
         report.trajectory(TINY, "digits", steps=steps, progress=False, workers=0)
+
+
+def test_trained_tokenizers_and_the_cnn_are_fitted_on_fit_threads(runs, monkeypatch):
+    """Convolutions round differently with another thread count: fitting on FIT_THREADS threads makes a
+    tokenizer the same bits in a notebook and in a worker process. The caller's count comes back after."""
+    seen = []
+    real_train_cnn, real_make = experiment.supervised.train_cnn, experiment.tokenizers.make_tokenizer
+
+    def train_cnn(*args, **kwargs):
+        seen.append(("cnn", torch.get_num_threads()))
+        return real_train_cnn(*args, **kwargs)
+
+    def make_tokenizer(*args, **kwargs):
+        tok = real_make(*args, **kwargs)
+        fit = tok.fit
+
+        def recorded(*a, **k):
+            seen.append((type(tok).__name__, torch.get_num_threads()))
+            return fit(*a, **k)
+
+        tok.fit = recorded
+        return tok
+
+    monkeypatch.setattr(experiment.supervised, "train_cnn", train_cnn)
+    monkeypatch.setattr(experiment.tokenizers, "make_tokenizer", make_tokenizer)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        experiment.get_tokenizer(STEPS["dit_baseline"].recipe, TINY, "digits", 0, "cpu", progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert [name for name, _ in seen][0] == "cnn" and len(seen) == 2  # the VQGAN-style tokenizer needs the CNN
+    assert all(n == experiment.FIT_THREADS for _, n in seen)
+
+
+def test_a_runs_key_holds_its_trained_tokenizers_key(monkeypatch):
+    """A change to how tokenizers are fitted (FIT_VERSION) retrains the runs that use a trained tokenizer,
+    and only those: a PCA run keeps its key and its cached result."""
+    conv, pca = STEPS["dit_baseline"].recipe, LDAE
+    keys = {r: experiment.run_key(r, TINY, "digits", 0) for r in (conv, pca)}
+    monkeypatch.setattr(experiment, "FIT_VERSION", experiment.FIT_VERSION + 1)
+    assert experiment.run_key(conv, TINY, "digits", 0) != keys[conv]
+    assert experiment.run_key(pca, TINY, "digits", 0) == keys[pca]
