@@ -17,8 +17,17 @@ from tqdm.auto import tqdm
 
 from . import budgets as budgets_mod
 from . import device as device_mod
-from .experiment import (get_cnn, get_tokenizer, git_commit, is_done, pixel_baseline, run, tokenizer_key,
-                         trains_tokenizer, write_json)
+from .experiment import (
+    get_cnn,
+    get_tokenizer,
+    git_commit,
+    is_done,
+    pixel_baseline,
+    run,
+    tokenizer_key,
+    trains_tokenizer,
+    write_json,
+)
 from .recipes import TRAJECTORY, Step
 
 
@@ -111,13 +120,13 @@ def _run_in_parallel(todo, budget, dataset: str, generate: bool, workers: int, d
     threads = max(1, torch.get_num_threads() // workers)
     jobs = {}  # name -> (function, args, kwargs, names of the jobs it waits for)
     if generate and any(step.generative for step, _ in todo):
-        jobs["cnn"] = (_fit_cnn, (budget, dataset), {}, ())
+        jobs["cnn"] = (_timed, (get_cnn, budget, dataset, device), dict(progress=False), ())
     for step, s in todo:
         k = tokenizer_key(step.recipe, budget, dataset, s)
         if not trains_tokenizer(step.recipe):
             get_tokenizer(step.recipe, budget, dataset, s, device, progress=False)  # PCA: seconds, here
         elif k not in jobs:
-            jobs[k] = (_fit_tokenizer, (step.recipe, budget, dataset, s), {},
+            jobs[k] = (_timed, (get_tokenizer, step.recipe, budget, dataset, s, device), dict(progress=False),
                        ("cnn",) if step.recipe.tokenizer == "vqgan" else ())
     for step, s in todo:
         sample = generate and step.generative
@@ -128,13 +137,12 @@ def _run_in_parallel(todo, budget, dataset: str, generate: bool, workers: int, d
     print(f"\n{len(todo)} runs and {len(jobs) - len(todo) - 1} shared tokenizer(s)/CNN, {workers} jobs at a time "
           f"({threads} thread(s) each)")
 
-    done, finished, results = {}, set(), {}
-    pending, running = list(jobs), {}
+    results, pending, running = {}, list(jobs), {}
 
     def ready(name) -> bool:
         if name == "raw":  # once every other job has started: it runs beside the last run, not after it
             return pending == ["raw"]
-        return set(jobs[name][3]) <= finished
+        return all(need in results for need in jobs[name][3])
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe with torch's thread pools
     bar = tqdm(total=len(jobs), desc="jobs", disable=not progress)
@@ -151,30 +159,22 @@ def _run_in_parallel(todo, budget, dataset: str, generate: bool, workers: int, d
                 raise RuntimeError(f"jobs {pending} wait for jobs that never run")  # a bug, not bad input
             for future in wait(running, return_when=FIRST_COMPLETED).done:
                 name = running.pop(future)
-                results[name] = future.result()
-                finished.add(name)
+                r = results[name] = future.result()
                 bar.update()
                 if isinstance(name, tuple):
-                    r = done[name] = results[name]
                     tqdm.write(f"  trained {name[0]} seed {name[1]}: probe {r.probe_accuracy:.2f}% "
                                f"({r.train_seconds:.0f} s at {r.images_per_s:.0f} img/s)")
                 elif name != "raw":
-                    tqdm.write(f"  fitted {name} ({results[name]:.0f} s)")
+                    tqdm.write(f"  fitted {name} ({r:.0f} s)")
     bar.close()
-    return done, results["raw"]
+    return {name: r for name, r in results.items() if isinstance(name, tuple)}, results["raw"]
 
 
-def _fit_cnn(budget, dataset: str) -> float:
-    """A pool job: train (or find) the label-trained CNN; returns seconds."""
+def _timed(fn, *args, **kwargs) -> float:
+    """A pool job that only leaves files behind (the CNN, a tokenizer): run it, return its seconds, not
+    its result (a model need not travel back between processes)."""
     start = time.perf_counter()
-    get_cnn(budget, dataset, device_mod.get_device(verbose=False), progress=False)
-    return time.perf_counter() - start
-
-
-def _fit_tokenizer(recipe, budget, dataset: str, seed: int) -> float:
-    """A pool job: fit (or find) the tokenizer of ``recipe``; returns seconds."""
-    start = time.perf_counter()
-    get_tokenizer(recipe, budget, dataset, seed, progress=False)
+    fn(*args, **kwargs)
     return time.perf_counter() - start
 
 
