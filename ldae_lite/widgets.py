@@ -1,8 +1,8 @@
 """Interactive views of the paper's figures: each is a plain function first, an ipywidgets wrapper second.
 
 The plain functions return arrays and matplotlib Figures, so unit tests and headless notebook runs call
-them directly; the ``explore_*`` wrappers only put sliders in front of them (``ipywidgets.interactive``,
-which runs the view once with the initial values and then on every slider change, never blocking).
+them directly; the ``explore_*`` wrappers only put sliders in front of them (:func:`_interactive`: the
+view is drawn once with the initial values, then again on every slider change, never blocking).
 
 * PCA-noise explorer (arXiv 2401.14404 Fig. 7): clean / pixel noise / PCA-latent noise at the same sigma.
   :func:`pca_noise`, :func:`plot_pca_noise`, :func:`explore_pca_noise`, :func:`fitted_pca`.
@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import html
+import io
 import math
 from collections.abc import Callable, Mapping
 
@@ -71,7 +73,7 @@ def _imshow(ax, img, title=None):
 
 
 def _show(fig):
-    """For the wrappers: close the figure and return it; interactive displays the return value once."""
+    """For the wrappers: close the figure (so a notebook does not show it twice) and return it."""
     plt.close(fig)
     return fig
 
@@ -321,7 +323,7 @@ def explore_pca_noise(images, source: str | None = "photos", patch_sizes=(8, 16,
     images: one image or {name: image}; source: where the PCA comes from (see :func:`fitted_pca`), or
     None to fit on each image's own patches. Each (source, patch size) is fitted once and cached, so after
     the first use of a patch size the sliders only re-project. A d above D is clipped to D (and says so).
-    Returns the ``ipywidgets.interactive`` widget (displayed when ``display``).
+    Returns the explorer widget (see :func:`_interactive`; displayed when ``display``).
     """
     import ipywidgets as W
 
@@ -353,18 +355,49 @@ def explore_pca_noise(images, source: str | None = "photos", patch_sizes=(8, 16,
                                           style=style))
 
 
-def _interactive(fn, display: bool, **widgets):
+def _interactive(fn, display: bool, **controls):
+    """Controls in front of ``fn`` (their values as keywords -> a Figure), redrawn on every change.
+
+    Returns an ``ipywidgets.VBox``: the controls, a status line and an ``Image`` holding the PNG of the
+    figure; ``.controls`` maps each keyword to its control and ``.result`` is the last Figure drawn.
+    The first drawing happens here, so an error in it is raised in the cell; an error on a later slider
+    change is shown in the status line instead.
+
+    Why not ``ipywidgets.interactive``: it shows the figure through an Output widget, and a headless runner
+    (nbclient, hence nbmake) answers each output captured there with a widget-state message on the shell
+    socket, the socket on which it is waiting for the cell's reply. After a large figure (the photo
+    explorer's, about 0.4 MB) that reply went unnoticed until the per-cell timeout, ten minutes of a test
+    run, although the kernel had sent it at once. An Image widget involves no Output capture.
+    """
     import ipywidgets as W
 
-    w = W.interactive(fn, {"auto_display": True}, **widgets)  # show the Figure fn returns, once
+    image, status = W.Image(format="png"), W.HTML(value="")
+    box = W.VBox([*controls.values(), status, image])
+    box.controls, box.result = dict(controls), None
+
+    def draw(_change=None, raise_errors: bool = False):
+        status.value = "<i>drawing...</i>"
+        try:
+            fig = fn(**{name: control.value for name, control in controls.items()})
+        except Exception as error:  # a slider callback has no cell to raise into: say it on screen
+            status.value = f"<b>{type(error).__name__}</b>: {html.escape(str(error))}"
+            if raise_errors:
+                raise
+            return
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight")
+        box.result, image.value, status.value = fig, buffer.getvalue(), ""
+
+    draw(raise_errors=True)
+    for control in controls.values():
+        control.observe(draw, names="value")
     if display:
         from IPython.display import display as show
 
-        show(w)
-    return w
+        show(box)
+    return box
 
 
-# ------------------------------------------------------------------------------------------ schedules
 def schedule_curves(steps: int = T, level: float = 0.5) -> dict:
     """Fig. 3 as data: t (T,), gamma^2 per schedule (T,), and the share of steps with gamma^2 < level."""
     curves = {k: gamma2_table(k, steps).numpy() for k in SCHEDULE_LABELS}

@@ -134,11 +134,32 @@ def test_plot_pca_noise_and_wrapper(image, pca):
     fig = widgets.plot_pca_noise(image, math.sqrt(1 / 3), d=8, patch_size=8, pca=pca, show_noise=True)
     assert isinstance(fig, Figure) and len(fig.axes) == 7
     w = widgets.explore_pca_noise({"a": image}, source=None, patch_sizes=(4, 8), d=8, patch_size=8, display=False)
-    assert isinstance(w.result, Figure) and w.auto_display  # interactive shows the returned Figure in a kernel
-    slider = next(c for c in w.children if getattr(c, "description", "").startswith("sigma"))
+    assert isinstance(w.result, Figure) and bytes(w.children[-1].value).startswith(b"\x89PNG")  # the figure, as a PNG
+    slider = w.controls["sigma"]
     assert slider.max == pytest.approx(math.sqrt(2), abs=1e-3) and slider.value == pytest.approx(0.577, abs=1e-3)
-    w.children[2].value = 256  # d > D = 192: clipped, the view still renders
-    assert isinstance(w.result, Figure)
+    first = w.result
+    w.controls["d"].value = 256  # d > D = 192: clipped, the view still renders
+    assert isinstance(w.result, Figure) and w.result is not first and "clipped" in w.result.get_suptitle()
+
+
+def test_an_explorer_raises_its_first_error_and_shows_later_ones():
+    import ipywidgets as W
+
+    def view(x):
+        if x > 1:
+            raise ValueError(f"x={x} is too large")
+        fig = Figure()
+        fig.add_subplot().plot([0, x])
+        return fig
+
+    with pytest.raises(ValueError, match="x=5"):
+        widgets._interactive(view, False, x=W.IntSlider(value=5, max=10))
+    w = widgets._interactive(view, False, x=W.IntSlider(value=0, max=10))
+    status, before = w.children[1], w.result
+    w.controls["x"].value = 7  # a slider change: no cell to raise into, so the status line says it
+    assert "ValueError" in status.value and "x=7 is too large" in status.value and w.result is before
+    w.controls["x"].value = 1
+    assert status.value == "" and w.result is not before
 
 
 def test_schedules():
@@ -200,8 +221,9 @@ def test_trajectory_view_and_wrapper():
         widgets.trajectory_view(_report(), keys=["nope"])
     w = widgets.explore_trajectory(_report(), display=False)
     assert isinstance(w.result, Figure)
-    w.children[0].value = ("dit_baseline",)
-    assert isinstance(w.result, Figure)
+    first = w.result
+    w.controls["keys"].value = ("dit_baseline",)
+    assert isinstance(w.result, Figure) and w.result is not first
 
 
 def test_unscaled_orthonormal_noise_is_weak(image, pca):
