@@ -10,8 +10,10 @@ written to ``results/<budget>/levers.json`` and ``levers.md`` with the command, 
 
 Rows:
 1. the probe: one l-DAE, its frozen features probed with each fixed base lr of ``probe.LR_GRID``, and
-   with the lr chosen on held-out training features (what every other number uses);
-2. the training: l-DAE with a larger denoiser lr, and with twice the optimizer steps;
+   with the lr chosen on held-out training features (what every other number uses); the same l-DAE
+   probed after each of its blocks (the paper probes after the first half, 12 of 24; Tab. 3 of its
+   App. A sweeps 9-15); raw pixels and l-DAE with MAE's 90 probe epochs instead of the budget's;
+2. the training: l-DAE with a larger denoiser lr, and with 2x and 4x the optimizer steps;
 3. the dataset: Fashion-MNIST-M (each garment blended into a photo crop), where raw pixels are weak:
    raw pixels, the pixel-space DAE, l-DAE, and the two first (class-conditional / unconditional) steps.
 """
@@ -31,22 +33,39 @@ from ldae_lite import budgets, device, experiment, probe, recipes  # noqa: E402
 from ldae_lite.analysis import markdown_table  # noqa: E402
 
 
-def probe_lrs(recipe, budget, dataset, seed, base_lrs):
-    """The run's frozen features probed at each fixed base lr: {base lr: test top-1 %}."""
+def frozen_features(recipe, budget, dataset, seed, depth=None):
+    """A run's frozen probe features after ``depth`` blocks (None: the encoder), as the run probes them:
+    (train features, train labels, test features, test labels)."""
     _, obj, model = experiment.load_model(recipe, budget, dataset, seed)
     train_x, train_y = experiment.load_split(dataset, "train", budget)
     test_x, test_y = experiment.load_split(dataset, "test", budget)
     dev = next(model.parameters()).device
     n = budget.probe_train or len(train_x)
     t = experiment.probe_t(recipe, obj.schedule)
-    f_train = experiment.encoder_features(model, obj, obj.prepare(train_x[:n].to(dev)), t)
-    f_test = experiment.encoder_features(model, obj, obj.prepare(test_x.to(dev)), t)
-    out = {}
-    for base in base_lrs:
-        r = probe.linear_probe(f_train, train_y[:n].cpu(), f_test, test_y, epochs=budget.probe_epochs,
-                               lr=base * min(probe.BATCH_SIZE, n) / 256, verbose=False)
-        out[base] = r.accuracy
-    return out
+    f_train = experiment.encoder_features(model, obj, obj.prepare(train_x[:n].to(dev)), t, depth=depth)
+    f_test = experiment.encoder_features(model, obj, obj.prepare(test_x.to(dev)), t, depth=depth)
+    return f_train, train_y[:n].cpu(), f_test, test_y
+
+
+def probe_lrs(features, epochs, base_lrs):
+    """Frozen features probed at each fixed base lr: {base lr: test top-1 %}."""
+    f_train, y_train, f_test, y_test = features
+    return {base: probe.linear_probe(f_train, y_train, f_test, y_test, epochs=epochs,
+                                     lr=base * min(probe.BATCH_SIZE, len(f_train)) / 256, verbose=False).accuracy
+            for base in base_lrs}
+
+
+def chosen_probe(features, epochs):
+    """The probe every run uses (lr chosen on held-out training features), at ``epochs``."""
+    return probe.linear_probe(*features, epochs=epochs, verbose=False)
+
+
+def raw_features(dataset, budget):
+    train_x, train_y = experiment.load_split(dataset, "train", budget)
+    test_x, test_y = experiment.load_split(dataset, "test", budget)
+    n = budget.probe_train or len(train_x)
+    return (probe.raw_pixel_features(train_x[:n]), train_y[:n].cpu(), probe.raw_pixel_features(test_x),
+            test_y)
 
 
 def main(argv=None) -> int:
@@ -75,13 +94,26 @@ def main(argv=None) -> int:
     raw = experiment.pixel_baseline(fm, budget, seed, progress=False)
     add("baseline", fm, "raw pixels", raw["linear"], raw["knn"], None, f"probe base lr {raw['base_lr']:g} (chosen)")
     ldae = run("probe", fm, "l-DAE, lr chosen on held-out training features", recipes.LDAE)
-    for base, acc in probe_lrs(recipes.LDAE, budget, fm, seed, probe.LR_GRID).items():
+    features = frozen_features(recipes.LDAE, budget, fm, seed)
+    for base, acc in probe_lrs(features, budget.probe_epochs, probe.LR_GRID).items():
         add("probe", fm, f"l-DAE, fixed probe base lr {base:g}", acc, note="the same frozen features" +
             ("; the probe of earlier versions" if base == 0.03 else ""))
+    encoder = budget.depth // 2  # DiT.encoder_depth: the first half of the blocks
+    for depth in range(1, budget.depth + 1):
+        r = chosen_probe(frozen_features(recipes.LDAE, budget, fm, seed, depth), budget.probe_epochs)
+        add("probe", fm, f"l-DAE, probed after block {depth} of {budget.depth}", r.accuracy,
+            note=f"train {r.train_accuracy:.2f}; " + ("the encoder (the paper's half)" if depth == encoder
+                                                       else "the same model"))
+    mae_epochs = 90
+    for what, feats in (("raw pixels", raw_features(fm, budget)), ("l-DAE", features)):
+        r = chosen_probe(feats, mae_epochs)
+        add("probe", fm, f"{what}, {mae_epochs} probe epochs (MAE's)", r.accuracy,
+            note=f"train {r.train_accuracy:.2f}; probe base lr {r.base_lr:g} (chosen)")
     # 2. the training
     for what, change in ((f"l-DAE, denoiser lr {2 * budget.lr:g}", dict(lr=2 * budget.lr)),
                          (f"l-DAE, denoiser lr {3 * budget.lr:g}", dict(lr=3 * budget.lr)),
-                         (f"l-DAE, {2 * budget.steps} steps (2x the training)", dict(steps=2 * budget.steps))):
+                         (f"l-DAE, {2 * budget.steps} steps (2x the training)", dict(steps=2 * budget.steps)),
+                         (f"l-DAE, {4 * budget.steps} steps (4x the training)", dict(steps=4 * budget.steps))):
         run("training", fm, what, recipes.LDAE, dataclasses.replace(budget, **change))
     # 3. the dataset
     raw_m = experiment.pixel_baseline(fmm, budget, seed, progress=False)
