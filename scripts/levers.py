@@ -16,6 +16,8 @@ Rows:
 2. the training: l-DAE with a larger denoiser lr, and with 2x and 4x the optimizer steps;
 3. the dataset: Fashion-MNIST-M (each garment blended into a photo crop), where raw pixels are weak:
    raw pixels, the pixel-space DAE, l-DAE, and the two first (class-conditional / unconditional) steps.
+4. whitening: on Fashion-MNIST-M, steps 11 and 12 (image input, then image output, through inverse PCA)
+   with whitened PCA latents, as the trajectory has them, and with the paper's orthonormal V.
 """
 
 from __future__ import annotations
@@ -123,6 +125,13 @@ def main(argv=None) -> int:
     ldae_m = run("dataset", fmm, "l-DAE", recipes.LDAE)
     run("dataset", fmm, "DiT baseline (class-conditional)", recipes.TRAJECTORY[0].recipe)
     run("dataset", fmm, "remove class conditioning", recipes.TRAJECTORY[1].recipe)
+    # 4. whitening meets image output: steps 11 and 12 with whitened PCA latents (ours) and with the
+    #    orthonormal V of the paper's equations
+    for key in ("image_input", "image_output"):
+        i = [s.key for s in recipes.TRAJECTORY].index(key) + 1
+        for whiten, what in ((True, "whitened PCA latent (ours)"), (False, "orthonormal V (the paper's)")):
+            run("whitening", fmm, f"step {i} ({recipes.STEPS[key].label}), {what}",
+                dataclasses.replace(recipes.STEPS[key].recipe, pca_whiten=whiten))
 
     dev = device.get_device(verbose=False)
     meta = dict(budget=budget.name, seed=seed, device=device.describe(dev), commit=experiment.git_commit(),
