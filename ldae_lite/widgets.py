@@ -398,6 +398,7 @@ def _interactive(fn, display: bool, **controls):
     return box
 
 
+# ------------------------------------------------------------------------------------------ schedules
 def schedule_curves(steps: int = T, level: float = 0.5) -> dict:
     """Fig. 3 as data: t (T,), gamma^2 per schedule (T,), and the share of steps with gamma^2 < level."""
     curves = {k: gamma2_table(k, steps).numpy() for k in SCHEDULE_LABELS}

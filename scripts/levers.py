@@ -35,18 +35,19 @@ from ldae_lite import budgets, device, experiment, probe, recipes  # noqa: E402
 from ldae_lite.analysis import markdown_table  # noqa: E402
 
 
-def frozen_features(recipe, budget, dataset, seed, depth=None):
-    """A run's frozen probe features after ``depth`` blocks (None: the encoder), as the run probes them:
-    (train features, train labels, test features, test labels)."""
+def frozen_features(recipe, budget, dataset, seed, depths=(None,)):
+    """A run's frozen probe features after each of ``depths`` blocks (None: the encoder), as the run probes
+    them: {depth: (train features, train labels, test features, test labels)}. Loads and encodes once."""
     _, obj, model = experiment.load_model(recipe, budget, dataset, seed)
     train_x, train_y = experiment.load_split(dataset, "train", budget)
     test_x, test_y = experiment.load_split(dataset, "test", budget)
     dev = next(model.parameters()).device
     n = budget.probe_train or len(train_x)
     t = experiment.probe_t(recipe, obj.schedule)
-    f_train = experiment.encoder_features(model, obj, obj.prepare(train_x[:n].to(dev)), t, depth=depth)
-    f_test = experiment.encoder_features(model, obj, obj.prepare(test_x.to(dev)), t, depth=depth)
-    return f_train, train_y[:n].cpu(), f_test, test_y
+    train_rows, test_rows = obj.prepare(train_x[:n].to(dev)), obj.prepare(test_x.to(dev))
+    return {depth: (experiment.encoder_features(model, obj, train_rows, t, depth=depth), train_y[:n].cpu(),
+                    experiment.encoder_features(model, obj, test_rows, t, depth=depth), test_y)
+            for depth in depths}
 
 
 def probe_lrs(features, epochs, base_lrs):
@@ -96,13 +97,14 @@ def main(argv=None) -> int:
     raw = experiment.pixel_baseline(fm, budget, seed, progress=False)
     add("baseline", fm, "raw pixels", raw["linear"], raw["knn"], None, f"probe base lr {raw['base_lr']:g} (chosen)")
     ldae = run("probe", fm, "l-DAE, lr chosen on held-out training features", recipes.LDAE)
-    features = frozen_features(recipes.LDAE, budget, fm, seed)
+    encoder = budget.depth // 2  # DiT.encoder_depth: the first half of the blocks
+    by_depth = frozen_features(recipes.LDAE, budget, fm, seed, depths=range(1, budget.depth + 1))
+    features = by_depth[encoder]
     for base, acc in probe_lrs(features, budget.probe_epochs, probe.LR_GRID).items():
         add("probe", fm, f"l-DAE, fixed probe base lr {base:g}", acc, note="the same frozen features" +
             ("; the probe of earlier versions" if base == 0.03 else ""))
-    encoder = budget.depth // 2  # DiT.encoder_depth: the first half of the blocks
-    for depth in range(1, budget.depth + 1):
-        r = chosen_probe(frozen_features(recipes.LDAE, budget, fm, seed, depth), budget.probe_epochs)
+    for depth, feats in by_depth.items():
+        r = chosen_probe(feats, budget.probe_epochs)
         add("probe", fm, f"l-DAE, probed after block {depth} of {budget.depth}", r.accuracy,
             note=f"train {r.train_accuracy:.2f}; " + ("the encoder (the paper's half)" if depth == encoder
                                                        else "the same model"))
