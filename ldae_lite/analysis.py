@@ -78,7 +78,7 @@ def denoise_examples(tokenizer, objective, model, images: torch.Tensor, sigmas, 
         # 3. its prediction, as an image: pixels directly, or the latent estimate z_0 decoded
         pred = model(inp, t.float(), None).float()  # (N, L, out_dim)
         if objective.output_space == "image":
-            denoised = unpatchify(pred, p, c)
+            denoised = unpatchify(objective.pixels(pred), p, c)
         else:
             denoised = tokenizer.decode(objective.predict_z0(pred, zt, t))
         out["noisy"].append(noisy.clamp(-1, 1).cpu())

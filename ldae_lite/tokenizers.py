@@ -409,6 +409,13 @@ class PatchPCA(Tokenizer):
         floor = 1e-6 * self.variances[0].clamp_min(1e-12)
         return self.variances[: self.latent_dim].clamp_min(floor).sqrt()
 
+    def coordinate_scales(self) -> torch.Tensor:
+        """(D,) s_i that put the full basis's coordinates in the latent's units: the first d as encode
+        divides them (sqrt(lambda_i) when whitening, else 1), the residual D - d in units of the last
+        kept one, s_d (its own lambda_i can be ~0). Used by the image-space loss (objectives.py)."""
+        s = self._latent_std()
+        return torch.cat([s, s[-1:].expand(self.patch_dim - self.latent_dim)])
+
     def _check_fitted(self):
         if not bool(self.fitted):
             raise RuntimeError("PatchPCA is not fitted: call fit(images) or load a saved tokenizer first")

@@ -93,3 +93,59 @@ def test_ddim_sampling_shapes(images):
     obj, model = build(TRAJECTORY[0].recipe, tok, TINY)
     out = ddim_sample(model, obj, 6, labels=torch.arange(6), steps=4)
     assert out.shape == (6, 1, 32, 32) and out.abs().max() <= 1
+
+
+# -- image output on whitened PCA latents (steps 12-13) -----------------------------------------------
+def _whitened_coords(pca, images):
+    from ldae_lite.patches import patchify
+    return (patchify(images, 8) - pca.mean) @ pca.basis.T / pca.coordinate_scales()
+
+
+def test_whitened_image_output_reads_the_output_in_whitened_pca_units(images, pca):
+    from ldae_lite.patches import patchify
+    obj, model = build(LDAE, pca, TINY)
+    assert pca.whiten and obj.image_scales is not None
+    u = _whitened_coords(pca, images[:4])  # (4, 16, 64)
+    assert torch.allclose(obj.pixels(u), patchify(images[:4], 8), atol=1e-4)  # the inverse of the coordinates
+    assert torch.allclose(obj.image_scales[:8].pow(2), pca.variances[:8], rtol=1e-4)  # the latent's own units
+    assert torch.equal(obj.image_scales[8:], obj.image_scales[7].expand(56))  # the residual in units of s_d
+    zero_head = model(obj.clean_input(obj.prepare(images[:2])), 10.0)  # DiT's zero-initialised head
+    assert torch.allclose(obj.pixels(zero_head), pca.mean.expand(2, 16, 64))  # starts at the mean patch
+    assert torch.allclose(obj.predict_z0(u, None, None), pca.encode(images[:4]), atol=1e-4)
+
+
+def test_whitened_step_12_loss_is_step_11_latent_loss_in_the_same_units(images, pca):
+    step11, step12 = (next(s.recipe for s in TRAJECTORY if s.key == k) for k in ("image_input", "image_output"))
+    obj11, _ = build(step11, pca, TINY)
+    obj12, _ = build(step12, pca, TINY)
+    z0 = pca.encode(images[:4])
+    pred = z0 + 0.3 * torch.randn(z0.shape, generator=torch.Generator().manual_seed(0))
+    u = torch.cat([pred, torch.zeros(4, 16, 56)], -1)  # the same latent estimate, nothing off the subspace
+    err11 = obj11._error(pred, z0, None, None)
+    err12 = obj12._error(u, z0, None, None)
+    assert torch.allclose(err12, err11 * 8 / 64, rtol=1e-4)  # the same sum, a mean over D instead of d
+
+
+def test_orthonormal_image_output_is_pixels_with_plain_mse(images):
+    tok = make_tokenizer("patch_pca", 8, image_size=32, channels=1, patch_size=8, whiten=False)
+    tok.fit(images, steps=0, batch_size=64, device="cpu", progress=False)
+    recipe = dataclasses.replace(LDAE, pca_whiten=False)
+    obj, _ = build(recipe, tok, TINY)
+    out = torch.randn(2, 16, 64)
+    assert obj.image_scales is None and torch.equal(obj.pixels(out), out)
+    x0 = torch.randn(2, 16, 64)
+    assert torch.allclose(obj.image_error(x0, out, 1.0), (x0 - out).pow(2).mean(-1), atol=1e-5)
+
+
+def test_only_whitened_image_output_runs_change_key_with_its_version(monkeypatch):
+    from ldae_lite import experiment
+    from ldae_lite.budgets import get_budget
+    budget = get_budget("smoke")
+    recipes = {s.key: s.recipe for s in TRAJECTORY}
+    before = {k: experiment.run_key(r, budget, "fashion-mnist", 0) for k, r in recipes.items()}
+    orthonormal = dataclasses.replace(LDAE, pca_whiten=False)
+    orthonormal_key = experiment.run_key(orthonormal, budget, "fashion-mnist", 0)
+    monkeypatch.setattr(experiment, "WHITENED_IMAGE_VERSION", experiment.WHITENED_IMAGE_VERSION + 1)
+    changed = {k for k, r in recipes.items() if experiment.run_key(r, budget, "fashion-mnist", 0) != before[k]}
+    assert changed == {"image_output", "predict_image"}
+    assert experiment.run_key(orthonormal, budget, "fashion-mnist", 0) == orthonormal_key
