@@ -61,6 +61,8 @@ FIT_VERSION = 3
 # 2: their image output is measured and parametrized in whitened PCA units (Objective.pixels); before,
 #    raw pixels with a plain MSE, which cost step 12 6.6 points on Fashion-MNIST-M.
 WHITENED_IMAGE_VERSION = 2
+# Budget fields that only change the probe: not part of a run's key (a change probes the weights again).
+PROBE_FIELDS = ("probe_train", "probe_test", "probe_epochs")
 PROBE_T = 10  # the paper probes at t = 10 with clean input (Sec. 4.1)
 NUM_CLASSES = 10
 
@@ -92,6 +94,7 @@ class Result:
     commit: str = ""
     probe_version: int = 1
     probe_base_lr: float | None = None  # the base lr the probe chose (per 256 examples)
+    probe: dict | None = None  # the budget's probe settings the accuracies were measured with
 
     @property
     def wall_seconds(self) -> float:
@@ -275,9 +278,16 @@ def pixel_baseline(dataset: str = "fashion-mnist", budget=None, seed: int = 0, p
     return out
 
 
+def probe_settings(budget) -> dict:
+    """The budget's probe fields: they decide how a run is probed, not what it trains."""
+    return {name: getattr(budget, name) for name in PROBE_FIELDS}
+
+
 def run_key(recipe: Recipe, budget, dataset: str, seed: int) -> str:
-    """What determines a run; with a tokenizer trained by gradient, that tokenizer's key too."""
-    parts = [CODE_VERSION, dataclasses.asdict(recipe), dataclasses.asdict(budget), dataset, seed]
+    """What determines a run's training; with a tokenizer trained by gradient, that tokenizer's key too.
+    The budget's probe fields are left out: a run probed with other settings is probed again (``run``)."""
+    trains = {k: v for k, v in dataclasses.asdict(budget).items() if k not in PROBE_FIELDS}
+    parts = [CODE_VERSION, dataclasses.asdict(recipe), trains, dataset, seed]
     if trains_tokenizer(recipe):
         parts.append(tokenizer_key(recipe, budget, dataset, seed))
     if recipe.output_space == "image" and recipe.tokenizer == "patch_pca" and recipe.pca_whiten:
@@ -302,12 +312,13 @@ def run(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int =
     key = run_key(recipe, budget, dataset, seed)
     folder = run_folder(recipe, budget, dataset, seed)
     cached = read_json(folder / "result.json")
-    stale = cached is not None and cached.get("probe_version", 1) != PROBE_VERSION
-    if _reusable(cached, generate):
+    stale = cached is not None and not _probed_as(cached, budget)
+    if _reusable(cached, generate, budget):
         print(f"reusing cached run {folder.name} (probe {cached['probe_accuracy']:.2f}%)")
         return Result(**{**cached, "cached": True})
     if stale:
-        print(f"cached run {folder.name} was probed with an older probe: reusing its weights, probing again")
+        print(f"cached run {folder.name} was probed with an older probe or other probe settings: "
+              "reusing its weights, probing again")
 
     tok = get_tokenizer(recipe, budget, dataset, seed, device, progress)
     device_mod.seed_everything(seed)  # the denoiser's init, whatever fitting a tokenizer drew before
@@ -343,20 +354,26 @@ def run(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int =
                     probe_seconds=probe_seconds, images_per_s=stats.images_per_s,
                     device=device_mod.describe(device), final_loss=float(losses[-1][1]) if losses else float("nan"),
                     frechet=frechet, losses=losses, created=time.strftime("%Y-%m-%d %H:%M:%S"), commit=git_commit(),
-                    probe_version=PROBE_VERSION, probe_base_lr=lin.base_lr)
+                    probe_version=PROBE_VERSION, probe_base_lr=lin.base_lr, probe=probe_settings(budget))
     write_json(folder / "result.json", dataclasses.asdict(result))
     return result
 
 
-def _reusable(cached: dict | None, generate: bool) -> bool:
-    """A stored result answers the call: probed with the current probe, and sampled if asked to."""
-    return (cached is not None and cached.get("probe_version", 1) == PROBE_VERSION
+def _probed_as(cached: dict, budget) -> bool:
+    """A stored result was probed with the current probe and this budget's probe settings."""
+    return cached.get("probe_version", 1) == PROBE_VERSION and cached.get("probe") == probe_settings(budget)
+
+
+def _reusable(cached: dict | None, generate: bool, budget) -> bool:
+    """A stored result answers the call: probed as this budget probes, and sampled if asked to."""
+    return (cached is not None and _probed_as(cached, budget)
             and (cached.get("frechet") is not None or not generate))
 
 
 def is_done(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0, generate: bool = False) -> bool:
     """Whether ``run`` with these arguments would return a stored result without training or probing."""
-    return _reusable(read_json(run_folder(recipe, budget, dataset, seed) / "result.json"), generate)
+    budget = budgets_mod.get_budget(budget)
+    return _reusable(read_json(run_folder(recipe, budget, dataset, seed) / "result.json"), generate, budget)
 
 
 def load_model(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0, device=None):

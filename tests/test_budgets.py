@@ -12,8 +12,9 @@ def test_presets_exist_and_grow():
     smoke, lecture, full = BUDGETS["smoke"], BUDGETS["lecture"], BUDGETS["full"]
     for name, b in BUDGETS.items():
         assert b.name == name and b.width % b.heads == 0 and b.weight_decay == 0.0
-    for field in ("width", "depth", "steps", "probe_epochs", "sample_steps", "fid_samples"):
+    for field in ("width", "depth", "steps", "sample_steps", "fid_samples"):
         assert getattr(smoke, field) < getattr(lecture, field) < getattr(full, field), field
+    assert smoke.probe_epochs < lecture.probe_epochs == full.probe_epochs == 90  # MAE's probe, as the paper
     assert smoke.train_subset == 2048 and lecture.train_subset is None and full.probe_train is None
 
 

@@ -173,3 +173,17 @@ def test_a_runs_key_holds_its_trained_tokenizers_key(monkeypatch):
     monkeypatch.setattr(experiment, "FIT_VERSION", experiment.FIT_VERSION + 1)
     assert experiment.run_key(conv, TINY, "digits", 0) != keys[conv]
     assert experiment.run_key(pca, TINY, "digits", 0) == keys[pca]
+
+
+def test_other_probe_settings_probe_the_same_weights_again(runs, capsys):
+    first = experiment.run(LDAE, TINY, "digits", seed=4, progress=False)
+    assert first.probe == experiment.probe_settings(TINY)
+    longer = dataclasses.replace(TINY, probe_epochs=TINY.probe_epochs + 2)
+    assert experiment.run_key(LDAE, longer, "digits", 4) == experiment.run_key(LDAE, TINY, "digits", 4)
+    assert experiment.run_key(LDAE, dataclasses.replace(TINY, steps=TINY.steps + 1), "digits", 4) != first.key
+    assert not experiment.is_done(LDAE, longer, "digits", 4) and experiment.is_done(LDAE, TINY, "digits", 4)
+    capsys.readouterr()
+    again = experiment.run(LDAE, longer, "digits", seed=4, progress=False)
+    assert "other probe settings" in capsys.readouterr().out and not again.cached
+    assert again.train_seconds == first.train_seconds and again.probe == experiment.probe_settings(longer)
+    assert experiment.run(LDAE, longer, "digits", seed=4, progress=False).cached  # now stored as probed
