@@ -95,8 +95,8 @@ class Objective:
         the network's last Linear), but each output coordinate moves at the scale of its own target. A
         head that predicts raw pixels instead moves whitened coordinate i 1/s_i times as fast as its
         weights, and Adam gives every weight about the same step: the low-variance components then get a
-        much larger effective learning rate than the top ones (measured on Fashion-MNIST-M: step 12
-        probed 55.9 that way, 62.3 this way, against 62.5 at step 11).
+        much larger effective learning rate than the top ones. Measured on Fashion-MNIST-M (lecture, seed
+        0): step 12 probed 55.9 that way against 62.5 at step 11, and 63.1 this way against 63.3.
         """
         if self.image_scales is None:
             return out
