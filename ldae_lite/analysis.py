@@ -222,6 +222,99 @@ def probe_by_depth(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", 
 
 
 # --------------------------------------------------------------------------------------------------
+# §4.1: how much does a class-conditional denoiser lean on its label?
+# --------------------------------------------------------------------------------------------------
+LABEL_TS = (100, 300, 500, 700, 900)
+
+
+def between_class_share(z0: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share (%) of the variance of clean latents z0 (N, ...) that the class means explain.
+
+    When the noisy input says nothing (t -> T), the best estimate of z0 is the mean of the data, and with
+    the label, the mean of its class: the label then removes exactly this share of the squared error."""
+    if len(z0) != len(labels) or len(z0) < 2:
+        raise ValueError(f"z0 has {len(z0)} rows and labels {len(labels)}; expected the same number, >= 2")
+    z = z0.reshape(len(z0), -1).double()
+    total = (z - z.mean(0)).pow(2).sum()
+    within = sum((z[labels == c] - z[labels == c].mean(0)).pow(2).sum() for c in labels.unique())
+    return float(100 * (1 - within / total))
+
+
+def label_use(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0, ts=LABEL_TS,
+              n: int = 2000, *, device=None) -> dict:
+    """The trained class-conditional run's denoising error on n test images at each t, given the true
+    label, the null label (what the probe feeds it) and a wrong label, with the same noise for all three.
+
+    Returns dict(t, true, null, wrong: lists of mean squared errors (the training loss before lambda_t),
+    gain: the % of the null-label error that the true label removes, 100 (1 - true / null), and
+    pure_noise: :func:`between_class_share` of the clean latents, what the label is worth to the best
+    denoiser when its input says nothing; at intermediate t it can be worth more or less).
+    At a fixed t the error of every target (noise, clean latent) is the same multiple of the clean-latent
+    error, so gain reads the same whatever the recipe predicts. A gain near 0 means the network has not
+    learned to use its label: it then cannot leave class information to the label, which is the paper's
+    explanation of why removing class conditioning helps the probe (§4.1).
+    """
+    if not recipe.class_cond:
+        raise ValueError("label_use needs a class-conditional recipe (class_cond=True); this one has no label input")
+    if recipe.mask_ratio > 0:
+        raise ValueError(f"label_use measures denoising; mask_ratio={recipe.mask_ratio} masks instead")
+    ts = tuple(int(t) for t in ts)
+    bad = [t for t in ts if not 0 <= t < noise.T]
+    if bad:
+        raise ValueError(f"ts={bad} must lie in [0, {noise.T}) (the schedule's steps)")
+    if n < 2:
+        raise ValueError(f"n={n} must be >= 2")
+    budget = budgets_mod.get_budget(budget)
+    dev = device or device_mod.get_device(verbose=False)
+    _, obj, model = experiment.load_model(recipe, budget, dataset, seed, dev)  # trains it if not cached
+    with torch.no_grad():
+        return _label_use(obj, model, dataset, budget, recipe, seed, ts, n, dev)
+
+
+def _label_use(obj, model, dataset, budget, recipe, seed, ts, n, dev) -> dict:
+    images, labels = experiment.load_split(dataset, "test", budget, recipe.resolution_scale)
+    rows, y = obj.prepare(images[:n].to(dev)), labels[:n].to(dev)
+    gen = torch.Generator().manual_seed(seed)
+    k = experiment.NUM_CLASSES
+    wrong = (y + torch.randint(1, k, y.shape, generator=gen).to(dev)) % k  # never the true class
+    null = torch.full_like(y, k)
+    z0, _ = obj.split(rows)
+    out = dict(t=list(ts), true=[], null=[], wrong=[], gain=[], pure_noise=between_class_share(z0.cpu(), y.cpu()))
+    for t in ts:
+        eps = torch.randn(z0.shape, generator=gen).to(dev)
+        steps = torch.full((len(y),), t, dtype=torch.long, device=dev)
+        for name, lab in (("true", y), ("null", null), ("wrong", wrong)):
+            errs = []
+            for i in range(0, len(y), 500):
+                with device_mod.autocast(dev):
+                    errs.append(obj.error(model, rows[i:i + 500], steps[i:i + 500], eps[i:i + 500], lab[i:i + 500]))
+            out[name].append(float(torch.cat(errs).float().mean()))
+        out["gain"].append(100 * (1 - out["true"][-1] / out["null"][-1]))
+    return out
+
+
+def plot_label_use(use: dict, ax=None):
+    """Bars per t: the share of the null-label error that the true label removes (a wrong one: adds, so
+    below 0), beside a line at what the label is worth at pure noise (the class means' share of the variance)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    ts = use["t"]
+    x = torch.arange(len(ts)).float()
+    wrong = [100 * (1 - w / m) for w, m in zip(use["wrong"], use["null"])]
+    ax.bar(x - 0.2, use["gain"], 0.4, label="true label")
+    ax.bar(x + 0.2, wrong, 0.4, label="wrong label")
+    ax.axhline(use["pure_noise"], color="k", ls="--", lw=1,
+               label=f"the best denoiser at pure noise: {use['pure_noise']:.0f}%")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xticks(x.tolist(), [str(t) for t in ts])
+    ax.set_xlabel("noise step t")
+    ax.set_ylabel("error removed vs the null label, %")
+    ax.legend()
+    return ax
+
+
+# --------------------------------------------------------------------------------------------------
 # the whole trajectory: which steps to run, reports shipped with the repository, reading them back
 # --------------------------------------------------------------------------------------------------
 STAGES = (("Stage 1 (Tab. 1): reorient the DDM", "dit_baseline", "linear_gamma2"),

@@ -133,13 +133,18 @@ class Objective:
         # 1. draw the noise level and the noise in latent space; eq. (1)
         t = self.schedule.sample_t(n, generator, device=z0.device)
         eps = torch.randn(z0.shape, generator=generator, device=z0.device)
-        zt = self.schedule.add_noise(z0, t, eps)
-        # 2. the network predicts in latent or image space
-        pred = model(self.net_input(zt), t.float(), y).float()
-        # 3. per-sample squared error against the target
-        err = self._error(pred, z0, x0, eps)  # (N,)
+        # 2.-3. the network's prediction and its per-sample squared error against the target
+        err = self.error(model, rows, t, eps, y)  # (N,)
         # 4. lambda_t weighting (Sec. 4.1, 4.3)
         return (self.schedule.loss_weight(self.loss_weight, t) * err).mean()
+
+    def error(self, model, rows: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, y=None) -> torch.Tensor:
+        """Per-sample squared error (N,) of the network against the objective's target, before lambda_t,
+        for given steps t (N,), latent noise eps (N, L, d) and labels y (None: the null label)."""
+        z0, x0 = self.split(rows)
+        zt = self.schedule.add_noise(z0, t, eps)  # eq. (1)
+        pred = model(self.net_input(zt), t.float(), y).float()  # in latent or image space
+        return self._error(pred, z0, x0, eps)
 
     def _error(self, pred, z0, x0, eps) -> torch.Tensor:
         if self.target == "eps":

@@ -1,4 +1,4 @@
-"""What limits l-DAE at the lecture budget: the probe, the training, the dataset.
+"""What limits l-DAE at the lecture budget: the probe, the training, the dataset, the label, the noise levels.
 
 Every number in the README's "what limits the effects" table comes from here. Runs are trained through
 ``experiment.run`` and so are cached under ``runs/`` (a second call only probes again); the table is
@@ -15,9 +15,13 @@ Rows:
    App. A sweeps 9-15); raw pixels and l-DAE probed for 30 epochs, against the budget's 90 (MAE's);
 2. the training: l-DAE with a larger denoiser lr, and with 2x and 4x the optimizer steps;
 3. the dataset: Fashion-MNIST-M (each garment blended into a photo crop), where raw pixels are weak:
-   raw pixels, the pixel-space DAE, l-DAE, and the two first (class-conditional / unconditional) steps.
+   raw pixels, the pixel-space DAE, l-DAE.
 4. whitening: on Fashion-MNIST-M, steps 11 and 12 (image input, then image output, through inverse PCA)
    with whitened PCA latents, as the trajectory has them, and with the paper's orthonormal V.
+5. the label: the DiT baseline (class-conditional) and the step that removes its label, at the budget's
+   steps and at 4x (Fashion-MNIST: seeds seed, seed + 1, seed + 2 at 4x), with how much of the denoising
+   error the baseline's label removes (``analysis.label_use``);
+6. noise levels: l-DAE with one noise level against multi-level noise, at the budget's steps and at 4x.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ldae_lite import budgets, device, experiment, probe, recipes  # noqa: E402
+from ldae_lite import analysis, budgets, device, experiment, probe, recipes  # noqa: E402
 from ldae_lite.analysis import markdown_table  # noqa: E402
 
 
@@ -56,6 +60,15 @@ def probe_lrs(features, epochs, base_lrs):
     return {base: probe.linear_probe(f_train, y_train, f_test, y_test, epochs=epochs,
                                      lr=base * min(probe.BATCH_SIZE, len(f_train)) / 256, verbose=False).accuracy
             for base in base_lrs}
+
+
+def _mean_std(values) -> str:
+    """'+0.12' for one value; '+0.12 ± 0.30 (3 seeds)' (sample std) for several."""
+    m = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{m:+.2f}"
+    std = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{m:+.2f} ± {std:.2f} ({len(values)} seeds)"
 
 
 def chosen_probe(features, epochs):
@@ -86,8 +99,8 @@ def main(argv=None) -> int:
                          note=note))
         print(f"[{group}] {dataset}: {what}: {accuracy:.2f}%", flush=True)
 
-    def run(group, dataset, what, recipe, b=budget, note=""):
-        r = experiment.run(recipe, b, dataset, seed, progress=False)
+    def run(group, dataset, what, recipe, b=budget, s=seed, note=""):
+        r = experiment.run(recipe, b, dataset, s, progress=False)
         add(group, dataset, what, r.probe_accuracy, r.knn_accuracy, r.train_seconds,
             note or f"probe base lr {r.probe_base_lr:g} (chosen)")
         return r
@@ -127,8 +140,6 @@ def main(argv=None) -> int:
         f"probe base lr {raw_m['base_lr']:g} (chosen)")
     run("dataset", fmm, "pixel-space DAE", recipes.PIXEL_DAE)
     ldae_m = run("dataset", fmm, "l-DAE", recipes.LDAE)
-    run("dataset", fmm, "DiT baseline (class-conditional)", recipes.TRAJECTORY[0].recipe)
-    run("dataset", fmm, "remove class conditioning", recipes.TRAJECTORY[1].recipe)
     # 4. whitening meets image output: steps 11 and 12 with whitened PCA latents (ours) and with the
     #    orthonormal V of the paper's equations
     for key in ("image_input", "image_output"):
@@ -137,11 +148,35 @@ def main(argv=None) -> int:
             run("whitening", fmm, f"step {i} ({recipes.STEPS[key].label}), {what}",
                 dataclasses.replace(recipes.STEPS[key].recipe, pca_whiten=whiten))
 
+    # 5. the label: does the baseline use it, and does removing it help, at the budget and at 4x?
+    longer = dataclasses.replace(budget, steps=4 * budget.steps)
+    base, no_label = recipes.STEPS["dit_baseline"].recipe, recipes.STEPS["no_class_cond"].recipe
+    removed = {}
+    for dataset, seeds in ((fm, (seed, seed + 1, seed + 2)), (fmm, (seed,))):
+        for b, length in ((budget, f"{budget.steps} steps"), (longer, f"{longer.steps} steps (4x)")):
+            for s in (seeds if b is longer else (seed,)):
+                use = analysis.label_use(base, b, dataset, s)
+                mid = use["t"].index(500)
+                r1 = run("label", dataset, f"DiT baseline (class-conditional), {length}, seed {s}", base, b, s,
+                         f"its label removes {use['gain'][mid]:.1f}% of the error at t = 500 (largest over "
+                         f"t = {', '.join(map(str, use['t']))}: {max(use['gain']):.1f}%); the class means "
+                         f"explain {use['pure_noise']:.1f}% of the latent variance")
+                r2 = run("label", dataset, f"remove class conditioning, {length}, seed {s}", no_label, b, s)
+                removed.setdefault((dataset, length), []).append(r2.probe_accuracy - r1.probe_accuracy)
+    # 6. one noise level against many, at the budget and at 4x
+    for dataset in (fm, fmm):
+        for b, length in ((budget, f"{budget.steps} steps"), (longer, f"{longer.steps} steps (4x)")):
+            multi = run("noise levels", dataset, f"l-DAE (multi-level noise), {length}", recipes.LDAE, b)
+            single = experiment.run(recipes.SINGLE_NOISE, b, dataset, seed, progress=False)
+            add("noise levels", dataset, f"single noise level, {length}", single.probe_accuracy, single.knn_accuracy,
+                single.train_seconds, f"{single.probe_accuracy - multi.probe_accuracy:+.2f} against multi-level")
+
     dev = device.get_device(verbose=False)
     meta = dict(budget=budget.name, seed=seed, device=device.describe(dev), commit=experiment.git_commit(),
                 created=time.strftime("%Y-%m-%d %H:%M:%S"), wall_seconds=time.perf_counter() - start,
                 command="python scripts/levers.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                ldae_minus_raw={fm: ldae.probe_accuracy - raw["linear"], fmm: ldae_m.probe_accuracy - raw_m["linear"]})
+                ldae_minus_raw={fm: ldae.probe_accuracy - raw["linear"], fmm: ldae_m.probe_accuracy - raw_m["linear"]},
+                remove_class_cond=[dict(dataset=d, training=length, changes=v) for (d, length), v in removed.items()])
     out = Path(args.out) if args.out else ROOT / "results" / budget.name
     out.mkdir(parents=True, exist_ok=True)
     experiment.write_json(out / "levers.json", dict(meta=meta, rows=rows))
@@ -152,7 +187,9 @@ def main(argv=None) -> int:
     text = (f"Budget `{meta['budget']}`, seed {seed}, {meta['device']}, commit `{meta['commit']}`, "
             f"{meta['created']}, {meta['wall_seconds'] / 60:.1f} min; `{meta['command'].strip()}`.\n\n" + table
             + f"\nl-DAE minus raw pixels: {meta['ldae_minus_raw'][fm]:+.2f} points on {fm}, "
-              f"{meta['ldae_minus_raw'][fmm]:+.2f} on {fmm}.\n")
+              f"{meta['ldae_minus_raw'][fmm]:+.2f} on {fmm}.\n"
+            + "Removing class conditioning (step 2 minus step 1): " + "; ".join(
+                f"{r['dataset']}, {r['training']}: {_mean_std(r['changes'])}" for r in meta["remove_class_cond"]) + ".\n")
     tmp = out / "levers.md.tmp"
     tmp.write_text(text)
     tmp.replace(out / "levers.md")

@@ -194,3 +194,30 @@ def test_versus_raw_pixels_table():
     assert len(lines) == 4 and "l-DAE − raw pixels" in lines[0]
     assert "| 62.00 ± 0.50 | 72.00 ± 0.50 | -8.00 |" in lines[2]  # step 3 is the first legitimate one
     assert lines[3].endswith("| – | 86.50 | +6.50 |")
+
+
+def test_between_class_share():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(400) % 4
+    noise = torch.randn(400, 3, 5, generator=g)
+    assert analysis.between_class_share(noise, labels) < 3  # labels that say nothing about z0
+    separated = noise * 0.01 + labels.view(-1, 1, 1).float()
+    assert analysis.between_class_share(separated, labels) > 99  # the class means are everything
+    half = torch.cat([noise[:, :1] * 0.0 + labels.view(-1, 1, 1).float() - 1.5, noise[:, 1:2]], 1)
+    assert 40 < analysis.between_class_share(half, labels) < 60  # equal variance from class and from noise
+    with pytest.raises(ValueError, match="same number"):
+        analysis.between_class_share(noise, labels[:10])
+
+
+def test_label_use_of_a_class_conditional_run(runs):
+    baseline = TRAJECTORY[0].recipe
+    use = analysis.label_use(baseline, TINY, "digits", 0, ts=(100, 800), n=64)
+    assert use["t"] == [100, 800] and all(len(use[k]) == 2 for k in ("true", "null", "wrong", "gain"))
+    for true, null, gain in zip(use["true"], use["null"], use["gain"]):
+        assert gain == pytest.approx(100 * (1 - true / null))
+    assert use["true"] != use["wrong"]  # a wrong label changes the network's answer
+    assert 0 <= use["pure_noise"] <= 100
+    with pytest.raises(ValueError, match="class-conditional"):
+        analysis.label_use(LDAE, TINY, "digits", 0)
+    with pytest.raises(ValueError, match=r"ts=\[1000\]"):
+        analysis.label_use(baseline, TINY, "digits", 0, ts=(1000,))

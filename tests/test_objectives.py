@@ -149,3 +149,21 @@ def test_only_whitened_image_output_runs_change_key_with_its_version(monkeypatch
     changed = {k for k, r in recipes.items() if experiment.run_key(r, budget, "fashion-mnist", 0) != before[k]}
     assert changed == {"image_output", "predict_image"}
     assert experiment.run_key(orthonormal, budget, "fashion-mnist", 0) == orthonormal_key
+
+
+def test_error_is_the_loss_before_its_weight(images, pca):
+    obj, model = build(dataclasses.replace(LDAE, class_cond=True), pca, TINY)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():  # away from the zero init, so that the output depends on the label
+            p.normal_(0, 0.05)
+    model.eval()  # no label dropout: the two calls see the same labels
+    rows, y = obj.prepare(images[:8]), torch.arange(8)
+    g = torch.Generator().manual_seed(3)
+    t = obj.schedule.sample_t(8, g)  # loss() draws t, then eps, from its generator
+    eps = torch.randn(rows[..., :obj.d].shape, generator=g)
+    err = obj.error(model, rows, t, eps, y)
+    assert err.shape == (8,)
+    expected = (obj.schedule.loss_weight(obj.loss_weight, t) * err).mean()
+    assert torch.allclose(obj.loss(model, rows, y, torch.Generator().manual_seed(3)), expected)
+    assert not torch.allclose(err, obj.error(model, rows, t, eps, None))  # the null label answers otherwise
