@@ -4,8 +4,8 @@ Every number in the README's "what limits the effects" table comes from here. Ru
 ``experiment.run`` and so are cached under ``runs/`` (a second call only probes again); the table is
 written to ``results/<budget>/levers.json`` and ``levers.md`` with the command, commit, device and time.
 
-    .venv/bin/python scripts/levers.py                   # lecture budget, seed 0 (~10 min when cached,
-                                                         #  ~25 min on 2 CPU cores when nothing is)
+    .venv/bin/python scripts/levers.py                   # lecture budget, seed 0 (~4 min when cached;
+                                                         #  36 runs, ~2 h on one CPU thread, when nothing is)
     .venv/bin/python scripts/levers.py --budget smoke    # seconds: checks that it runs
 
 Rows:
