@@ -19,7 +19,7 @@ Rows:
 4. whitening: on Fashion-MNIST-M, steps 11 and 12 (image input, then image output, through inverse PCA)
    with whitened PCA latents, as the trajectory has them, and with the paper's orthonormal V.
 5. the label: the DiT baseline (class-conditional) and the step that removes its label, at the budget's
-   steps and at 4x (Fashion-MNIST: seeds seed, seed + 1, seed + 2 at 4x), with how much of the denoising
+   steps and at 4x (at 4x: seeds seed, seed + 1, seed + 2), with how much of the denoising
    error the baseline's label removes (``analysis.label_use``);
 6. noise levels: l-DAE with one noise level against multi-level noise, at the budget's steps, at 4x,
    with the paper's orthonormal V instead of whitened PCA latents, and trained on 3000 images only.
@@ -152,8 +152,8 @@ def main(argv=None) -> int:
     # 5. the label: does the baseline use it, and does removing it help, at the budget and at 4x?
     longer = dataclasses.replace(budget, steps=4 * budget.steps)
     base, no_label = recipes.STEPS["dit_baseline"].recipe, recipes.STEPS["no_class_cond"].recipe
-    removed = {}
-    for dataset, seeds in ((fm, (seed, seed + 1, seed + 2)), (fmm, (seed,))):
+    removed, seeds = {}, (seed, seed + 1, seed + 2)
+    for dataset in (fm, fmm):
         for b, length in ((budget, f"{budget.steps} steps"), (longer, f"{longer.steps} steps (4x)")):
             for s in (seeds if b is longer else (seed,)):
                 use = analysis.label_use(base, b, dataset, s)
@@ -198,8 +198,9 @@ def main(argv=None) -> int:
             f"{meta['created']}, {meta['wall_seconds'] / 60:.1f} min; `{meta['command'].strip()}`.\n\n" + table
             + f"\nl-DAE minus raw pixels: {meta['ldae_minus_raw'][fm]:+.2f} points on {fm}, "
               f"{meta['ldae_minus_raw'][fmm]:+.2f} on {fmm}.\n"
-            + "Removing class conditioning (step 2 minus step 1): " + "; ".join(
-                f"{r['dataset']}, {r['training']}: {_mean_std(r['changes'])}" for r in meta["remove_class_cond"]) + ".\n")
+            + "Removing class conditioning (step 2 minus step 1): "
+            + "; ".join(f"{r['dataset']}, {r['training']}: {_mean_std(r['changes'])}"
+                        for r in meta["remove_class_cond"]) + ".\n")
     tmp = out / "levers.md.tmp"
     tmp.write_text(text)
     tmp.replace(out / "levers.md")
