@@ -22,7 +22,8 @@ Rows:
    steps and at 4x (at 4x: seeds seed, seed + 1, seed + 2), with how much of the denoising
    error the baseline's label removes (``analysis.label_use``);
 6. noise levels: l-DAE with one noise level against multi-level noise, at the budget's steps, at 4x,
-   with the paper's orthonormal V instead of whitened PCA latents, and trained on 3000 images only.
+   with the paper's orthonormal V instead of whitened PCA latents, and trained on 3000 images only; and
+   the single-level model probed at multi-level's t = 10 instead of its own t.
 """
 
 from __future__ import annotations
@@ -180,6 +181,12 @@ def main(argv=None) -> int:
                                     progress=False)
             add("noise levels", dataset, f"single noise level, {what}", single.probe_accuracy, single.knn_accuracy,
                 single.train_seconds, f"{single.probe_accuracy - multi.probe_accuracy:+.2f} against multi-level")
+            if b is budget and not change:  # the probe's t: its own (experiment.probe_t), or multi-level's
+                t = experiment.PROBE_T
+                acc = analysis.probe_at_t(recipes.SINGLE_NOISE, b, dataset, seed, ts=(t,), progress=False)[t]
+                add("noise levels", dataset, f"single noise level, {what}, probed at t = {t} (multi-level's "
+                    "probe t, a t it never saw in training)", acc,
+                    note=f"{acc - multi.probe_accuracy:+.2f} against multi-level")
 
     dev = device.get_device(verbose=False)
     meta = dict(budget=budget.name, seed=seed, device=device.describe(dev), commit=experiment.git_commit(),
