@@ -314,6 +314,30 @@ def plot_label_use(use: dict, ax=None):
     return ax
 
 
+def reference_levers(group: str, budget: str = "lecture", folder=None):
+    """The rows of one group of the shipped levers table (``scripts/levers.py`` writes
+    ``results/<budget>/levers.json``), so that a lecture can show them without training.
+
+    Returns (meta, rows): meta has the command, commit, device and time that made the table; each row has
+    dataset, what, accuracy, knn, train_seconds and note. None when the file is absent."""
+    path = Path(folder) / "levers.json" if folder is not None else RESULTS_DIR / budget / "levers.json"
+    table = experiment.read_json(path)
+    if table is None:
+        return None
+    groups = list(dict.fromkeys(r["group"] for r in table["rows"]))
+    if group not in groups:
+        raise ValueError(f"group={group!r} is not in {path}; its groups are {groups}")
+    return table["meta"], [r for r in table["rows"] if r["group"] == group]
+
+
+def levers_markdown(meta: dict, rows: list[dict]) -> str:
+    """A levers group as markdown: where it comes from, then dataset / what / probe / note."""
+    source = (f"Budget `{meta['budget']}`, {meta['device']}, commit `{meta['commit']}`, {meta['created']}; "
+              f"`{meta['command'].strip()}`.")
+    return source + "\n\n" + markdown_table(["dataset", "what", "linear probe %", "note"],
+                                             [[r["dataset"], r["what"], r["accuracy"], r["note"]] for r in rows])
+
+
 # --------------------------------------------------------------------------------------------------
 # the whole trajectory: which steps to run, reports shipped with the repository, reading them back
 # --------------------------------------------------------------------------------------------------

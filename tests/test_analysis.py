@@ -221,3 +221,15 @@ def test_label_use_of_a_class_conditional_run(runs):
         analysis.label_use(LDAE, TINY, "digits", 0)
     with pytest.raises(ValueError, match=r"ts=\[1000\]"):
         analysis.label_use(baseline, TINY, "digits", 0, ts=(1000,))
+
+
+def test_reference_levers_reads_the_shipped_table(tmp_path):
+    meta, rows = analysis.reference_levers("label")
+    assert meta["budget"] == "lecture" and "scripts/levers.py" in meta["command"]
+    assert rows and all(r["group"] == "label" for r in rows)
+    assert {r["dataset"] for r in rows} == {"fashion-mnist", "fashion-mnist-m"}
+    text = analysis.levers_markdown(meta, rows)
+    assert meta["commit"] in text and f"{rows[0]['accuracy']:.2f}" in text
+    with pytest.raises(ValueError, match="group='nope'.*its groups are"):
+        analysis.reference_levers("nope")
+    assert analysis.reference_levers("label", folder=tmp_path) is None  # no table there
