@@ -23,7 +23,9 @@ Rows:
    error the baseline's label removes (``analysis.label_use``);
 6. noise levels: l-DAE with one noise level against multi-level noise, at the budget's steps, at 4x,
    with the paper's orthonormal V instead of whitened PCA latents, and trained on 3000 images only; and
-   the single-level model probed at multi-level's t = 10 instead of its own t.
+   the single-level model probed at multi-level's t = 10 instead of its own t;
+7. 4x: on Fashion-MNIST-M, the new noise schedule (step 4 -> 5) and predicting clean data (step 8 -> 9)
+   at 4x the steps, seeds seed, seed + 1, seed + 2.
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ def _mean_std(values) -> str:
         return f"{m:+.2f}"
     std = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
     return f"{m:+.2f} ± {std:.2f} ({len(values)} seeds)"
+
+
+def _number(key) -> int:
+    """The trajectory step number (1-13) of a step key."""
+    return [s.key for s in recipes.TRAJECTORY].index(key) + 1
 
 
 def chosen_probe(features, epochs):
@@ -145,15 +152,14 @@ def main(argv=None) -> int:
     # 4. whitening meets image output: steps 11 and 12 with whitened PCA latents (ours) and with the
     #    orthonormal V of the paper's equations
     for key in ("image_input", "image_output"):
-        i = [s.key for s in recipes.TRAJECTORY].index(key) + 1
         for whiten, what in ((True, "whitened PCA latent (ours)"), (False, "orthonormal V (the paper's)")):
-            run("whitening", fmm, f"step {i} ({recipes.STEPS[key].label}), {what}",
+            run("whitening", fmm, f"step {_number(key)} ({recipes.STEPS[key].label}), {what}",
                 dataclasses.replace(recipes.STEPS[key].recipe, pca_whiten=whiten))
 
     # 5. the label: does the baseline use it, and does removing it help, at the budget and at 4x?
     longer = dataclasses.replace(budget, steps=4 * budget.steps)
     base, no_label = recipes.STEPS["dit_baseline"].recipe, recipes.STEPS["no_class_cond"].recipe
-    removed, seeds = {}, (seed, seed + 1, seed + 2)
+    changes, seeds = {}, (seed, seed + 1, seed + 2)
     for dataset in (fm, fmm):
         for b, length in ((budget, f"{budget.steps} steps"), (longer, f"{longer.steps} steps (4x)")):
             for s in (seeds if b is longer else (seed,)):
@@ -164,7 +170,8 @@ def main(argv=None) -> int:
                          f"t = {', '.join(map(str, use['t']))}: {max(use['gain']):.1f}%); the class means "
                          f"explain {use['pure_noise']:.1f}% of the latent variance")
                 r2 = run("label", dataset, f"remove class conditioning, {length}, seed {s}", no_label, b, s)
-                removed.setdefault((dataset, length), []).append(r2.probe_accuracy - r1.probe_accuracy)
+                changes.setdefault(("remove class conditioning", dataset, length), []).append(
+                    r2.probe_accuracy - r1.probe_accuracy)
     # 6. one noise level against many: at the budget, at 4x, and with the paper's orthonormal V
     #    and on few images seen many times (the paper reads multi-level noise as a data augmentation)
     orthonormal, few = dict(pca_whiten=False), dataclasses.replace(budget, train_subset=3000)
@@ -188,12 +195,20 @@ def main(argv=None) -> int:
                     "probe t, a t it never saw in training)", acc,
                     note=f"{acc - multi.probe_accuracy:+.2f} against multi-level")
 
+    # 7. two more of the paper's large effects at 4x, on Fashion-MNIST-M where the label's effect appeared
+    for before, after in (("no_adversarial", "linear_gamma2"), ("patch_pca", "predict_x0")):
+        for s in seeds:
+            r1, r2 = (run("4x", fmm, f"step {_number(k)} ({recipes.STEPS[k].label}), {longer.steps} steps (4x), "
+                          f"seed {s}", recipes.STEPS[k].recipe, longer, s) for k in (before, after))
+            changes.setdefault((recipes.STEPS[after].label, fmm, f"{longer.steps} steps (4x)"), []).append(
+                r2.probe_accuracy - r1.probe_accuracy)
+
     dev = device.get_device(verbose=False)
     meta = dict(budget=budget.name, seed=seed, device=device.describe(dev), commit=experiment.git_commit(),
                 created=time.strftime("%Y-%m-%d %H:%M:%S"), wall_seconds=time.perf_counter() - start,
                 command="python scripts/levers.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                 ldae_minus_raw={fm: ldae.probe_accuracy - raw["linear"], fmm: ldae_m.probe_accuracy - raw_m["linear"]},
-                remove_class_cond=[dict(dataset=d, training=length, changes=v) for (d, length), v in removed.items()])
+                changes=[dict(change=c, dataset=d, training=length, values=v) for (c, d, length), v in changes.items()])
     out = Path(args.out) if args.out else ROOT / "results" / budget.name
     out.mkdir(parents=True, exist_ok=True)
     experiment.write_json(out / "levers.json", dict(meta=meta, rows=rows))
@@ -205,9 +220,9 @@ def main(argv=None) -> int:
             f"{meta['created']}, {meta['wall_seconds'] / 60:.1f} min; `{meta['command'].strip()}`.\n\n" + table
             + f"\nl-DAE minus raw pixels: {meta['ldae_minus_raw'][fm]:+.2f} points on {fm}, "
               f"{meta['ldae_minus_raw'][fmm]:+.2f} on {fmm}.\n"
-            + "Removing class conditioning (step 2 minus step 1): "
-            + "; ".join(f"{r['dataset']}, {r['training']}: {_mean_std(r['changes'])}"
-                        for r in meta["remove_class_cond"]) + ".\n")
+            + "Changes (a step minus the step before it):\n"
+            + "".join(f"- {r['change']}, {r['dataset']}, {r['training']}: {_mean_std(r['values'])}\n"
+                      for r in meta["changes"]))
     tmp = out / "levers.md.tmp"
     tmp.write_text(text)
     tmp.replace(out / "levers.md")
