@@ -31,7 +31,8 @@ from .experiment import (
 from .recipes import TRAJECTORY, Step
 
 
-def _mean_std(values):
+def mean_std(values):
+    """(mean, sample std) of the values that are not None; std None for one value, both None for none."""
     values = [v for v in values if v is not None]
     if not values:
         return None, None
@@ -65,9 +66,9 @@ def trajectory(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: t
         results = [done.get((step.key, s)) or run(step.recipe, budget, dataset, s,
                                                   generate=generate and step.generative, progress=progress)
                    for s in seeds]
-        mean, std = _mean_std([r.probe_accuracy for r in results])
-        knn, _ = _mean_std([r.knn_accuracy for r in results])
-        fd, _ = _mean_std([r.frechet for r in results])
+        mean, std = mean_std([r.probe_accuracy for r in results])
+        knn, _ = mean_std([r.knn_accuracy for r in results])
+        fd, _ = mean_std([r.frechet for r in results])
         row = dict(key=step.key, label=step.label, legitimate=step.legitimate, paper=step.paper_accuracy,
                    paper_fid=step.paper_fid, accuracies=[r.probe_accuracy for r in results], mean=mean, std=std,
                    knn=knn, frechet=fd, train_seconds=sum(r.train_seconds for r in results),
@@ -78,7 +79,7 @@ def trajectory(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: t
             row["paper_delta"] = step.paper_accuracy - previous["paper"]
             # the paper's change has no sign when it is 0.0 (Tab. 3 row 11): nothing to agree with
             row["same_sign"] = None if row["paper_delta"] == 0 else row["delta"] * row["paper_delta"] > 0
-            noise = _noise(previous["std"], std, len(seeds))
+            noise = noise_bar(previous["std"], std, len(seeds))
             row["within_noise"] = None if noise is None else abs(row["delta"]) <= noise
         rows.append(row)
         previous = row
@@ -178,7 +179,7 @@ def _timed(fn, *args, **kwargs) -> float:
     return time.perf_counter() - start
 
 
-def _noise(std_a, std_b, n: int):
+def noise_bar(std_a, std_b, n: int):
     """Two standard errors of a difference of two means over n seeds each: a delta smaller than this is
     within noise. std_a, std_b: the seeds' sample standard deviations."""
     if std_a is None or std_b is None:

@@ -5,7 +5,7 @@ Every number in the README's "what limits the effects" table comes from here. Ru
 written to ``results/<budget>/levers.json`` and ``levers.md`` with the command, commit, device and time.
 
     .venv/bin/python scripts/levers.py                   # lecture budget, seed 0 (~4 min when cached;
-                                                         #  36 runs, ~2 h on one CPU thread, when nothing is)
+                                                         #  52 runs, ~3.7 h on one CPU thread, when nothing is)
     .venv/bin/python scripts/levers.py --budget smoke    # seconds: checks that it runs
 
 Rows:
@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ldae_lite import analysis, budgets, device, experiment, probe, recipes  # noqa: E402
+from ldae_lite import analysis, budgets, device, experiment, probe, recipes, report  # noqa: E402
 from ldae_lite.analysis import markdown_table  # noqa: E402
 
 
@@ -66,13 +66,17 @@ def probe_lrs(features, epochs, base_lrs):
             for base in base_lrs}
 
 
-def _mean_std(values) -> str:
-    """'+0.12' for one value; '+0.12 ± 0.30 (3 seeds)' (sample std) for several."""
-    m = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{m:+.2f}"
-    std = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return f"{m:+.2f} ± {std:.2f} ({len(values)} seeds)"
+def _change(before: list[float], after: list[float]) -> str:
+    """The change from one step's probes to the next's over the same seeds: mean ± std of the per-seed
+    differences, both steps' mean ± std, and whether it is within noise (``report.noise_bar``, the
+    trajectory report's test: two standard errors of the difference of the means)."""
+    (d, d_std), (a, a_std), (b, b_std) = (report.mean_std(v) for v in
+                                          ([y - x for x, y in zip(before, after)], before, after))
+    if len(before) == 1:
+        return f"{d:+.2f} (one seed: {a:.2f} -> {b:.2f})"
+    bar = report.noise_bar(a_std, b_std, len(before))
+    return (f"{d:+.2f} ± {d_std:.2f} ({len(before)} seeds: {a:.2f} ± {a_std:.2f} -> {b:.2f} ± {b_std:.2f}); "
+            f"{'within' if abs(d) <= bar else 'beyond'} noise (two standard errors: {bar:.2f})")
 
 
 def _number(key) -> int:
@@ -171,7 +175,7 @@ def main(argv=None) -> int:
                          f"explain {use['pure_noise']:.1f}% of the latent variance")
                 r2 = run("label", dataset, f"remove class conditioning, {length}, seed {s}", no_label, b, s)
                 changes.setdefault(("remove class conditioning", dataset, length), []).append(
-                    r2.probe_accuracy - r1.probe_accuracy)
+                    (r1.probe_accuracy, r2.probe_accuracy))
     # 6. one noise level against many: at the budget, at 4x, and with the paper's orthonormal V
     #    and on few images seen many times (the paper reads multi-level noise as a data augmentation)
     orthonormal, few = dict(pca_whiten=False), dataclasses.replace(budget, train_subset=3000)
@@ -201,14 +205,16 @@ def main(argv=None) -> int:
             r1, r2 = (run("4x", fmm, f"step {_number(k)} ({recipes.STEPS[k].label}), {longer.steps} steps (4x), "
                           f"seed {s}", recipes.STEPS[k].recipe, longer, s) for k in (before, after))
             changes.setdefault((recipes.STEPS[after].label, fmm, f"{longer.steps} steps (4x)"), []).append(
-                r2.probe_accuracy - r1.probe_accuracy)
+                (r1.probe_accuracy, r2.probe_accuracy))
 
     dev = device.get_device(verbose=False)
     meta = dict(budget=budget.name, seed=seed, device=device.describe(dev), commit=experiment.git_commit(),
                 created=time.strftime("%Y-%m-%d %H:%M:%S"), wall_seconds=time.perf_counter() - start,
                 command="python scripts/levers.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                 ldae_minus_raw={fm: ldae.probe_accuracy - raw["linear"], fmm: ldae_m.probe_accuracy - raw_m["linear"]},
-                changes=[dict(change=c, dataset=d, training=length, values=v) for (c, d, length), v in changes.items()])
+                changes=[dict(change=c, dataset=d, training=length, before=[p[0] for p in pairs],
+                              after=[p[1] for p in pairs], values=[p[1] - p[0] for p in pairs])
+                         for (c, d, length), pairs in changes.items()])
     out = Path(args.out) if args.out else ROOT / "results" / budget.name
     out.mkdir(parents=True, exist_ok=True)
     experiment.write_json(out / "levers.json", dict(meta=meta, rows=rows))
@@ -221,7 +227,7 @@ def main(argv=None) -> int:
             + f"\nl-DAE minus raw pixels: {meta['ldae_minus_raw'][fm]:+.2f} points on {fm}, "
               f"{meta['ldae_minus_raw'][fmm]:+.2f} on {fmm}.\n"
             + "Changes (a step minus the step before it):\n"
-            + "".join(f"- {r['change']}, {r['dataset']}, {r['training']}: {_mean_std(r['values'])}\n"
+            + "".join(f"- {r['change']}, {r['dataset']}, {r['training']}: {_change(r['before'], r['after'])}\n"
                       for r in meta["changes"]))
     tmp = out / "levers.md.tmp"
     tmp.write_text(text)

@@ -182,8 +182,8 @@ def test_best_report_prefers_complete_then_larger_budget():
 
 def test_within_noise_is_two_standard_errors_of_the_difference_of_means():
     # seeds' std 0.3 and 0.4 over 3 seeds each: SE of the difference sqrt((0.09 + 0.16) / 3) = 0.289
-    assert report._noise(0.3, 0.4, 3) == pytest.approx(2 * (0.25 / 3) ** 0.5)
-    assert report._noise(None, 0.4, 3) is None  # one seed: no spread to compare against
+    assert report.noise_bar(0.3, 0.4, 3) == pytest.approx(2 * (0.25 / 3) ** 0.5)
+    assert report.noise_bar(None, 0.4, 3) is None  # one seed: no spread to compare against
 
 
 def test_versus_raw_pixels_table():
