@@ -8,6 +8,7 @@ BUDGET ?= lecture
 SEEDS  ?= 0
 DATASET ?= fashion-mnist
 WORKERS ?=
+TRAIN_STEPS ?=
 
 .PHONY: setup data lab test trajectory bench clean
 
@@ -34,7 +35,7 @@ test: data
 
 trajectory: data
 	$(BIN)/python -m ldae_lite trajectory --budget $(BUDGET) --dataset $(DATASET) --seeds $(SEEDS) \
-		$(if $(WORKERS),--workers $(WORKERS))
+		$(if $(WORKERS),--workers $(WORKERS)) $(if $(TRAIN_STEPS),--train-steps $(TRAIN_STEPS))
 
 bench: data
 	$(BIN)/python benchmarks/bench_throughput.py

@@ -18,6 +18,8 @@ def main(argv=None) -> int:
         p.add_argument("--budget", default=None, choices=tuple(budgets.BUDGETS),
                        help="model/training size (default: $LDAE_BUDGET or lecture)")
         p.add_argument("--dataset", default="fashion-mnist")
+        p.add_argument("--train-steps", type=int, default=None, metavar="N",
+                       help="the budget's optimizer steps, overridden (the report and its files name the change)")
 
     p = sub.add_parser("trajectory", help="run the paper's 13 steps, print ours vs the paper, save the table")
     common(p)
@@ -37,6 +39,14 @@ def main(argv=None) -> int:
     common(p)
 
     args = parser.parse_args(argv)
+    if args.command != "data":
+        args.budget = budgets.get_budget(args.budget)
+        if args.train_steps is not None:
+            if args.train_steps < 1:
+                parser.error(f"--train-steps {args.train_steps}: must be >= 1")
+            import dataclasses
+
+            args.budget = dataclasses.replace(args.budget, steps=args.train_steps)
     if args.command == "data":
         return _data()
     if args.command == "pixels":

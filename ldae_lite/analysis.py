@@ -360,7 +360,8 @@ def find_reports(dataset: str = "fashion-mnist", folders=None) -> list[tuple[Pat
     """Trajectory reports (``python -m ldae_lite trajectory --out ...``) found for ``dataset``.
 
     folders: where to look, recursively; default the repository's ``results/`` (reference results shipped
-    with it) and ``runs/trajectory`` (what ``make trajectory`` wrote here). Sorted full, lecture, smoke.
+    with it) and ``runs/trajectory`` (what ``make trajectory`` wrote here). Sorted full, lecture, smoke;
+    within a budget, the preset itself before a report whose budget overrides a field (``--train-steps``).
     """
     folders = [RESULTS_DIR, experiment.runs_dir() / "trajectory"] if folders is None else folders
     found = []
@@ -370,12 +371,14 @@ def find_reports(dataset: str = "fashion-mnist", folders=None) -> list[tuple[Pat
             if isinstance(rep, dict) and {"meta", "steps", "raw_pixels"} <= rep.keys():
                 found.append((path, rep))
     rank = {b: i for i, b in enumerate(BUDGET_ORDER)}
-    return sorted(found, key=lambda pr: rank.get(pr[1]["meta"].get("budget"), len(rank)))
+    return sorted(found, key=lambda pr: (rank.get(pr[1]["meta"].get("budget"), len(rank)),
+                                         bool(pr[1]["meta"].get("overrides"))))
 
 
 def best_report(candidates):
     """The (source, report) to read: complete reports (all 13 steps) before partial ones, then the larger
-    budget (full, lecture, smoke), then the earlier candidate. candidates: iterable of (source, report)."""
+    budget (full, lecture, smoke), then a preset before an overridden budget (``--train-steps``), then the
+    earlier candidate. candidates: iterable of (source, report)."""
     candidates = list(candidates)
     if not candidates:
         raise ValueError("no report to choose from")
@@ -384,7 +387,8 @@ def best_report(candidates):
     def order(i_pair):
         i, (_, rep) = i_pair
         complete = {r["key"] for r in rep["steps"]} >= {s.key for s in TRAJECTORY}
-        return (not complete, rank.get(rep["meta"].get("budget"), len(rank)), i)
+        overridden = bool(rep["meta"].get("overrides"))
+        return (not complete, rank.get(rep["meta"].get("budget"), len(rank)), overridden, i)
 
     return min(enumerate(candidates), key=order)[1]
 
@@ -393,7 +397,7 @@ def describe_report(report: dict, source=None) -> str:
     """One paragraph of provenance: budget, seeds, hardware, wall and training time, commit, where from."""
     m = report["meta"]
     train_min = sum(r.get("train_seconds") or 0.0 for r in report["steps"]) / 60
-    text = (f"budget `{m['budget']}`, dataset `{m['dataset']}`, seeds {m['seeds']}, on {m['device']} "
+    text = (f"budget `{m.get('label', m['budget'])}`, dataset `{m['dataset']}`, seeds {m['seeds']}, on {m['device']} "
             f"(torch {m.get('torch', '?')}); {len(report['steps'])} steps, training time {train_min:.1f} min "
             f"summed over steps and seeds, report built in {m['wall_seconds'] / 60:.1f} min; "
             f"commit `{m.get('commit') or '?'}`, {m.get('created', '')}")

@@ -103,4 +103,24 @@ def get_budget(name: str | Budget | None = None) -> Budget:
     return BUDGETS[key]
 
 
-__all__ = ["Budget", "BUDGETS", "DEFAULT", "ENV_VAR", "get_budget"]
+def overrides(budget: Budget) -> dict:
+    """The fields where ``budget`` differs from the preset it is named after: ``{}`` for a preset itself,
+    ``{"steps": 1200}`` for ``dataclasses.replace(get_budget("lecture"), steps=1200)``. A budget whose name
+    is no preset has no preset to differ from: ``{}``."""
+    preset = BUDGETS.get(budget.name)
+    if preset is None:
+        return {}
+    return {f: getattr(budget, f) for f in preset.__dataclass_fields__ if getattr(budget, f) != getattr(preset, f)}
+
+
+def label(budget: Budget, sep: str = ", ") -> str:
+    """The budget's name and its overrides: ``lecture`` or ``lecture, steps=1200``."""
+    return sep.join([budget.name] + [f"{k}={v}" for k, v in overrides(budget).items()])
+
+
+def slug(budget: Budget) -> str:
+    """:func:`label` fit for a file name: ``lecture`` or ``lecture_steps1200``."""
+    return "_".join([budget.name] + [f"{k}{v}" for k, v in overrides(budget).items()])
+
+
+__all__ = ["Budget", "BUDGETS", "DEFAULT", "ENV_VAR", "get_budget", "label", "overrides", "slug"]

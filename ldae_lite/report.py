@@ -85,7 +85,9 @@ def trajectory(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: t
         previous = row
         print(f"--> {step.key}: ours {_fmt(mean, std)}  paper {step.paper_accuracy:.1f}")
     return dict(
-        meta=dict(budget=budget.name, dataset=dataset, seeds=list(seeds), device=device_mod.describe(device),
+        meta=dict(budget=budget.name, overrides=budgets_mod.overrides(budget), label=budgets_mod.label(budget),
+                  file_stem=f"trajectory_{dataset}_{budgets_mod.slug(budget)}", dataset=dataset,
+                  seeds=list(seeds), device=device_mod.describe(device),
                   workers=workers, runs_trained=len(todo),
                   torch=torch.__version__, python=platform.python_version(), commit=git_commit(),
                   created=time.strftime("%Y-%m-%d %H:%M:%S"), wall_seconds=time.perf_counter() - start,
@@ -200,7 +202,7 @@ def _signed(x) -> str:
 def to_markdown(report: dict) -> str:
     m = report["meta"]
     lines = [
-        f"Budget `{m['budget']}`, dataset `{m['dataset']}`, seeds {m['seeds']}, {m['device']}, "
+        f"Budget `{m.get('label', m['budget'])}`, dataset `{m['dataset']}`, seeds {m['seeds']}, {m['device']}, "
         f"torch {m['torch']}, commit `{m['commit']}`, {m['created']}, wall time {m['wall_seconds'] / 60:.1f} min.",
         "",
         f"Raw-pixel baseline: linear probe {report['raw_pixels']['linear']:.2f}%, "
@@ -222,7 +224,8 @@ def to_markdown(report: dict) -> str:
 
 
 def save(report: dict, out_dir) -> dict[str, Path]:
-    """Write ``trajectory.json``, ``trajectory.md`` and ``trajectory.png`` into ``out_dir``."""
+    """Write the report as JSON, Markdown and a PNG chart into ``out_dir``, named
+    ``trajectory_<dataset>_<budget>`` (with the budget's overrides: ``..._lecture_steps1200``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -233,7 +236,7 @@ def save(report: dict, out_dir) -> dict[str, Path]:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"trajectory_{report['meta']['dataset']}_{report['meta']['budget']}"
+    stem = report["meta"].get("file_stem") or f"trajectory_{report['meta']['dataset']}_{report['meta']['budget']}"
     paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md", "png": out / f"{stem}.png"}
     write_json(paths["json"], report)
     tmp = paths["md"].with_suffix(".md.tmp")

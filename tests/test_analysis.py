@@ -156,8 +156,13 @@ def test_find_reports(tmp_path):
         experiment.write_json(folder / f"trajectory_digits_{budget}.json", _fake_report([1.0, 2.0], budget=budget))
     (folder / "trajectory_digits_broken.json").write_text("{}")
     (folder / "trajectory_other_full.json").write_text("{}")
+    longer = _fake_report([1.0, 2.0], budget="full")
+    longer["meta"]["overrides"] = {"steps": 9000}
+    experiment.write_json(folder / "trajectory_digits_full_steps9000.json", longer)  # sorts before "full.json"
     found = analysis.find_reports("digits", folders=[tmp_path / "results", tmp_path / "missing"])
-    assert [rep["meta"]["budget"] for _, rep in found] == ["full", "smoke"]
+    assert [(p.name, rep["meta"]["budget"]) for p, rep in found] == [
+        ("trajectory_digits_full.json", "full"), ("trajectory_digits_full_steps9000.json", "full"),
+        ("trajectory_digits_smoke.json", "smoke")]
 
 
 def test_rank_correlation_and_table():
@@ -176,6 +181,9 @@ def test_best_report_prefers_complete_then_larger_budget():
     assert analysis.best_report([("a", full_partial), ("b", smoke_complete)])[0] == "b"
     assert analysis.best_report([("b", smoke_complete), ("c", lecture_complete)])[0] == "c"
     assert analysis.best_report([("a", full_partial)])[0] == "a"
+    longer = _fake_report([1.0] * 13, budget="lecture")
+    longer["meta"]["overrides"] = {"steps": 1200}  # `--train-steps 1200`: read after the preset itself
+    assert analysis.best_report([("d", longer), ("c", lecture_complete)])[0] == "c"
     with pytest.raises(ValueError):
         analysis.best_report([])
 

@@ -66,3 +66,16 @@ def test_invalid_fields():
         Budget(width=100, heads=3)
     with pytest.raises(ValueError, match="steps"):
         Budget(steps=0)
+
+
+def test_overrides_label_and_slug_name_what_differs_from_the_preset():
+    from ldae_lite import budgets
+
+    lecture = get_budget("lecture")
+    assert budgets.overrides(lecture) == {}
+    assert budgets.label(lecture) == "lecture" and budgets.slug(lecture) == "lecture"
+    longer = dataclasses.replace(lecture, steps=1200, lr=5e-4)
+    assert budgets.overrides(longer) == {"steps": 1200, "lr": 5e-4}
+    assert budgets.label(longer) == "lecture, steps=1200, lr=0.0005"
+    assert budgets.slug(longer) == "lecture_steps1200_lr0.0005"
+    assert budgets.overrides(Budget(name="mine", steps=7)) == {}  # no preset of that name to differ from

@@ -187,3 +187,20 @@ def test_other_probe_settings_probe_the_same_weights_again(runs, capsys):
     assert "other probe settings" in capsys.readouterr().out and not again.cached
     assert again.train_seconds == first.train_seconds and again.probe == experiment.probe_settings(longer)
     assert experiment.run(LDAE, longer, "digits", seed=4, progress=False).cached  # now stored as probed
+
+
+def test_cli_trajectory_with_train_steps_names_the_override(runs, capsys):
+    from ldae_lite.__main__ import main
+
+    out = runs / "out"
+    assert main(["trajectory", "--budget", "smoke", "--train-steps", "3", "--dataset", "digits", "--workers", "1",
+                 "--steps", "predict_image", "--no-generate", "--out", str(out)]) == 0
+    saved = json.loads((out / "trajectory_digits_smoke_steps3.json").read_text())
+    assert saved["meta"]["overrides"] == {"steps": 3} and saved["meta"]["label"] == "smoke, steps=3"
+    assert (out / "trajectory_digits_smoke_steps3.png").stat().st_size > 0
+    assert "Budget `smoke, steps=3`" in (out / "trajectory_digits_smoke_steps3.md").read_text()
+    (folder,) = runs.glob("denoisers/digits-smoke-*")
+    assert torch.load(folder / "ckpt.pt", weights_only=False)["step"] == 3
+    with pytest.raises(SystemExit):
+        main(["trajectory", "--train-steps", "0"])
+    assert "--train-steps 0: must be >= 1" in capsys.readouterr().err
