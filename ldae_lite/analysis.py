@@ -458,6 +458,33 @@ def trajectory_markdown(report: dict) -> str:
                            "train s", "seeds", "run (when the report was made)"], rows)
 
 
+def changes_side_by_side(reports) -> str:
+    """Each step's change (Δ to the step before it) in several reports, beside the paper's: does an effect
+    appear, or turn to the paper's sign, with more training (or on another dataset)? reports: iterable of
+    (column name, report). A cell reads "+0.77 (paper's sign, beyond noise)"; "–" where a report lacks the
+    step or the one before it.
+    The last row counts, per report, the changes with the paper's sign and beyond seed noise."""
+    reports = list(reports)
+    by_key = [{r["key"]: r for r in rep["steps"]} for _, rep in reports]
+
+    def cell(keys, i):  # the change into step i (1-based), when the report has step i and the one before
+        r = keys.get(TRAJECTORY[i - 1].key)
+        if r is None or "delta" not in r or TRAJECTORY[i - 2].key not in keys:
+            return "–"
+        sign = {True: "paper's sign", False: "opposite sign", None: "paper: 0"}[r.get("same_sign")]
+        noise = {True: ", within noise", False: ", beyond noise"}.get(r.get("within_noise"), "")
+        return f"{r['delta']:+.2f} ({sign}{noise})"
+
+    rows = []
+    for i, step in enumerate(TRAJECTORY[1:], 2):
+        rows.append([i, step.label, f"{step.paper_accuracy - TRAJECTORY[i - 2].paper_accuracy:+.1f}"]
+                    + [cell(keys, i) for keys in by_key])
+    rows.append(["", "paper's sign and beyond noise", ""]
+                + [f"{sum(1 for r in keys.values() if r.get('same_sign') and r.get('within_noise') is False)} of "
+                   f"{sum(1 for r in keys.values() if r.get('same_sign') is not None)}" for keys in by_key])
+    return markdown_table(["#", "step", "Δ paper"] + [f"Δ {name}" for name, _ in reports], rows)
+
+
 def _ranks(values):
     order = sorted(range(len(values)), key=lambda i: values[i])
     ranks = [0.0] * len(values)

@@ -33,7 +33,7 @@ from . import device as device_mod
 from . import probe as probe_mod
 from . import supervised, tokenizers
 from .models import DiT
-from .noise import SINGLE_SIGMA, NoiseSchedule
+from .noise import SINGLE_SIGMAS, NoiseSchedule
 from .objectives import Objective
 from .recipes import Recipe, stable_hash
 from .train import TrainConfig, train
@@ -226,8 +226,7 @@ def get_tokenizer(recipe: Recipe, budget, dataset: str, seed: int = 0, device=No
 # --------------------------------------------------------------------------------------------------
 def build(recipe: Recipe, tokenizer, budget):
     """The objective and a fresh DiT sized by the budget for this recipe."""
-    schedule = NoiseSchedule(recipe.schedule, recipe.input_scaling,
-                             SINGLE_SIGMA if recipe.noise_levels == "single" else None)
+    schedule = NoiseSchedule(recipe.schedule, recipe.input_scaling, SINGLE_SIGMAS.get(recipe.noise_levels))
     obj = Objective(tokenizer, schedule, target=recipe.target, input_space=recipe.input_space,
                     output_space=recipe.output_space, loss_weight=recipe.loss_weight,
                     residual_weight=recipe.residual_weight, class_cond=recipe.class_cond,
@@ -240,7 +239,8 @@ def build(recipe: Recipe, tokenizer, budget):
 
 def probe_t(recipe: Recipe, schedule: NoiseSchedule) -> int:
     """t = 10 (the paper's fixed t). A single-level model only ever saw one t: it is probed at that t."""
-    return schedule.t_for_sigma(SINGLE_SIGMA) if recipe.noise_levels == "single" else PROBE_T
+    sigma = SINGLE_SIGMAS.get(recipe.noise_levels)
+    return PROBE_T if sigma is None else schedule.t_for_sigma(sigma)
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ SCHEDULES = ("ddpm_linear_beta", "linear_gamma2", "linear_sigma")
 TARGETS = ("eps", "x0", "image")
 SPACES = ("latent", "image")
 LOSS_WEIGHTS = ("none", "gamma2", "inv_1_plus_sigma2")
-NOISE_LEVELS = ("multi", "single")
+NOISE_LEVELS = ("multi", "single", "single_1/3")  # the single levels: noise.SINGLE_SIGMAS
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Recipe:
     input_space: str = "latent"  # "image": the net sees inverse-PCA of the noised latent (Sec. 4.3)
     output_space: str = "latent"  # "image": the net predicts pixels, compared through the PCA basis
     loss_weight: str = "none"  # lambda_t: none -> gamma_t^2 -> 1 / (1 + sigma_t^2)
-    noise_levels: str = "multi"  # "single": sigma fixed at sqrt(1/3) (Sec. 4.3 ablation)
+    noise_levels: str = "multi"  # "single": sigma fixed at sqrt(1/3) (Sec. 4.3 ablation); "single_1/3": at 1/3
     residual_weight: float = 0.1  # w_i for PCA components beyond d in the l-DAE loss (eq. 4)
     resolution_scale: int = 1  # images upsampled s times, patches s times larger (Fig. 5); tokens fixed
     mask_ratio: float = 0.0  # > 0: MAE-style masking instead of noise (a comparison, not in the paper)

@@ -241,3 +241,19 @@ def test_reference_levers_reads_the_shipped_table(tmp_path):
     with pytest.raises(ValueError, match="group='nope'.*its groups are"):
         analysis.reference_levers("nope")
     assert analysis.reference_levers("label", folder=tmp_path) is None  # no table there
+
+
+def test_changes_side_by_side():
+    # all 13 steps, each 1 point above the last: the paper's sign wherever its change is positive
+    up = _fake_report([60.0 + i for i in range(13)])
+    for r in up["steps"][1:]:
+        r["within_noise"] = False
+    part = _fake_report([85.0, 84.0])  # steps 12 and 13 only: one change, into step 13
+    lines = analysis.changes_side_by_side([("up", up), ("part", part)]).splitlines()
+    assert lines[0] == "| # | step | Δ paper | Δ up | Δ part |" and len(lines) == 2 + 12 + 1
+    assert lines[2].startswith("| 2 | remove class conditioning | +5.0 | +1.00 (paper's sign, beyond noise) | – |")
+    assert "| -4.1 | +1.00 (opposite sign, beyond noise) |" in lines[3]  # step 3: the paper lost 4.1
+    assert "(paper: 0, beyond noise)" in lines[11]  # step 11: the paper's change is 0.0
+    assert lines[13].endswith("| -1.00 (opposite sign) |")  # paper +0.6; no std: no noise verdict
+    positive = sum(1 for a, b in zip(TRAJECTORY, TRAJECTORY[1:]) if b.paper_accuracy > a.paper_accuracy)
+    assert lines[-1] == f"|  | paper's sign and beyond noise |  | {positive} of 11 | 0 of 1 |"

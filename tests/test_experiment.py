@@ -204,3 +204,22 @@ def test_cli_trajectory_with_train_steps_names_the_override(runs, capsys):
     with pytest.raises(SystemExit):
         main(["trajectory", "--train-steps", "0"])
     assert "--train-steps 0: must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("levels, sigma", [("multi", None), ("single", 3 ** -0.5), ("single_1/3", 1 / 3)])
+def test_each_noise_levels_setting_trains_and_is_probed_at_its_level(levels, sigma):
+    from ldae_lite.recipes import NOISE_LEVELS
+    from ldae_lite.tokenizers import make_tokenizer
+
+    assert levels in NOISE_LEVELS
+    recipe = dataclasses.replace(LDAE, noise_levels=levels)
+    tok = make_tokenizer("patch_pca", 4, image_size=32, channels=1, patch_size=8)
+    tok.fit(torch.rand(64, 1, 32, 32))
+    obj, _ = experiment.build(recipe, tok, TINY)
+    if sigma is None:
+        assert obj.schedule.single_sigma is None and experiment.probe_t(recipe, obj.schedule) == experiment.PROBE_T
+    else:
+        t = experiment.probe_t(recipe, obj.schedule)
+        assert obj.schedule.single_sigma == sigma and float(obj.schedule.sigma(torch.tensor([t]))) == pytest.approx(
+            sigma, abs=2e-3)
+        assert torch.all(obj.schedule.sample_t(16, generator=torch.Generator().manual_seed(0)) == t)
