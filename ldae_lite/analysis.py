@@ -18,6 +18,7 @@ from . import budgets as budgets_mod
 from . import device as device_mod
 from . import experiment, noise
 from . import probe as probe_mod
+from . import report as report_mod
 from .patches import unpatchify
 from .recipes import TRAJECTORY, Recipe
 
@@ -331,11 +332,25 @@ def reference_levers(group: str, budget: str = "lecture", folder=None):
 
 
 def levers_markdown(meta: dict, rows: list[dict]) -> str:
-    """A levers group as markdown: where it comes from, then dataset / what / probe / note."""
+    """A levers group as markdown: where it comes from, then dataset / what / probe / note, then the changes
+    measured over seeds in the rows' groups (:func:`levers_changes`)."""
     source = (f"Budget `{meta['budget']}`, {meta['device']}, commit `{meta['commit']}`, {meta['created']}; "
               f"`{meta['command'].strip()}`.")
-    return source + "\n\n" + markdown_table(["dataset", "what", "linear probe %", "note"],
-                                             [[r["dataset"], r["what"], r["accuracy"], r["note"]] for r in rows])
+    table = markdown_table(["dataset", "what", "linear probe %", "note"],
+                           [[r["dataset"], r["what"], r["accuracy"], r["note"]] for r in rows])
+    return source + "\n\n" + table + "\n" + levers_changes(meta, {r["group"] for r in rows})
+
+
+def levers_changes(meta: dict, groups=None) -> str:
+    """The levers table's changes (``meta["changes"]``: a step and the step after it, run over the same seeds)
+    as Markdown bullets: mean ± std of the per-seed differences, and within or beyond noise
+    (:func:`report.change_summary`). groups: only the changes of these groups (None: all); "" if none."""
+    changes = [c for c in meta.get("changes", []) if groups is None or c.get("group") in groups]
+    if not changes:
+        return ""
+    return "Changes (a step minus the step before it):\n" + "".join(
+        f"- {c['change']}, {c['dataset']}, {c['training']}: {report_mod.change_summary(c['before'], c['after'])}\n"
+        for c in changes)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -456,6 +471,14 @@ def trajectory_markdown(report: dict) -> str:
                      "reused" if r.get("cached") else "trained"])
     return markdown_table(["#", "step", "ours %", "Δ ours", "paper %", "Δ paper", "same sign", "within noise",
                            "train s", "seeds", "run (when the report was made)"], rows)
+
+
+def report_training(report: dict) -> str:
+    """How long a report's runs trained: "300 steps" (its budget's, or the ``--train-steps`` override)."""
+    m = report["meta"]
+    preset = budgets_mod.BUDGETS.get(m["budget"])
+    steps = (m.get("overrides") or {}).get("steps") or (preset.steps if preset else None)
+    return f"budget {m['budget']}" if steps is None else f"{steps} steps"
 
 
 def changes_side_by_side(reports) -> str:

@@ -189,6 +189,19 @@ def noise_bar(std_a, std_b, n: int):
     return 2.0 * math.sqrt((std_a**2 + std_b**2) / n)
 
 
+def change_summary(before: list[float], after: list[float]) -> str:
+    """The change from one step's probes to the next's over the same seeds: mean ± std of the per-seed
+    differences, both steps' mean ± std, and whether it is within noise (:func:`noise_bar`, the trajectory
+    report's test: two standard errors of the difference of the means)."""
+    (d, d_std), (a, a_std), (b, b_std) = (mean_std(v) for v in
+                                          ([y - x for x, y in zip(before, after)], before, after))
+    if len(before) == 1:
+        return f"{d:+.2f} (one seed: {a:.2f} -> {b:.2f})"
+    bar = noise_bar(a_std, b_std, len(before))
+    return (f"{d:+.2f} ± {d_std:.2f} ({len(before)} seeds: {a:.2f} ± {a_std:.2f} -> {b:.2f} ± {b_std:.2f}); "
+            f"{'within' if abs(d) <= bar else 'beyond'} noise (two standard errors: {bar:.2f})")
+
+
 def _fmt(mean, std) -> str:
     if mean is None:
         return "-"

@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ldae_lite import analysis, budgets, device, experiment, probe, recipes, report  # noqa: E402
+from ldae_lite import analysis, budgets, device, experiment, probe, recipes  # noqa: E402
 from ldae_lite.analysis import markdown_table  # noqa: E402
 
 
@@ -66,19 +66,6 @@ def probe_lrs(features, epochs, base_lrs):
     return {base: probe.linear_probe(f_train, y_train, f_test, y_test, epochs=epochs,
                                      lr=base * min(probe.BATCH_SIZE, len(f_train)) / 256, verbose=False).accuracy
             for base in base_lrs}
-
-
-def _change(before: list[float], after: list[float]) -> str:
-    """The change from one step's probes to the next's over the same seeds: mean ± std of the per-seed
-    differences, both steps' mean ± std, and whether it is within noise (``report.noise_bar``, the
-    trajectory report's test: two standard errors of the difference of the means)."""
-    (d, d_std), (a, a_std), (b, b_std) = (report.mean_std(v) for v in
-                                          ([y - x for x, y in zip(before, after)], before, after))
-    if len(before) == 1:
-        return f"{d:+.2f} (one seed: {a:.2f} -> {b:.2f})"
-    bar = report.noise_bar(a_std, b_std, len(before))
-    return (f"{d:+.2f} ± {d_std:.2f} ({len(before)} seeds: {a:.2f} ± {a_std:.2f} -> {b:.2f} ± {b_std:.2f}); "
-            f"{'within' if abs(d) <= bar else 'beyond'} noise (two standard errors: {bar:.2f})")
 
 
 def _number(key) -> int:
@@ -176,7 +163,7 @@ def main(argv=None) -> int:
                          f"t = {', '.join(map(str, use['t']))}: {max(use['gain']):.1f}%); the class means "
                          f"explain {use['pure_noise']:.1f}% of the latent variance")
                 r2 = run("label", dataset, f"remove class conditioning, {length}, seed {s}", no_label, b, s)
-                changes.setdefault(("remove class conditioning", dataset, length), []).append(
+                changes.setdefault(("label", "remove class conditioning", dataset, length), []).append(
                     (r1.probe_accuracy, r2.probe_accuracy))
     # 6. one noise level against many: at the budget, at 4x, and with the paper's orthonormal V
     #    and on few images seen many times (the paper reads multi-level noise as a data augmentation)
@@ -212,7 +199,7 @@ def main(argv=None) -> int:
                         single.probe_accuracy, single.knn_accuracy, single.train_seconds,
                         f"{single.probe_accuracy - multi.probe_accuracy:+.2f} against multi-level "
                         f"({multi.probe_accuracy:.2f}, seed {s})")
-                changes.setdefault((f"single noise level {sigma} (from multi-level)", dataset,
+                changes.setdefault(("noise levels", f"single noise level {sigma} (from multi-level)", dataset,
                                     f"{budget.steps} steps"), []).append((multi.probe_accuracy, single.probe_accuracy))
 
     # 7. two more of the paper's large effects at 4x, on Fashion-MNIST-M where the label's effect appeared
@@ -220,7 +207,7 @@ def main(argv=None) -> int:
         for s in seeds:
             r1, r2 = (run("4x", fmm, f"step {_number(k)} ({recipes.STEPS[k].label}), {longer.steps} steps (4x), "
                           f"seed {s}", recipes.STEPS[k].recipe, longer, s) for k in (before, after))
-            changes.setdefault((recipes.STEPS[after].label, fmm, f"{longer.steps} steps (4x)"), []).append(
+            changes.setdefault(("4x", recipes.STEPS[after].label, fmm, f"{longer.steps} steps (4x)"), []).append(
                 (r1.probe_accuracy, r2.probe_accuracy))
 
     dev = device.get_device(verbose=False)
@@ -228,9 +215,9 @@ def main(argv=None) -> int:
                 created=time.strftime("%Y-%m-%d %H:%M:%S"), wall_seconds=time.perf_counter() - start,
                 command="python scripts/levers.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                 ldae_minus_raw={fm: ldae.probe_accuracy - raw["linear"], fmm: ldae_m.probe_accuracy - raw_m["linear"]},
-                changes=[dict(change=c, dataset=d, training=length, before=[p[0] for p in pairs],
+                changes=[dict(group=g, change=c, dataset=d, training=length, before=[p[0] for p in pairs],
                               after=[p[1] for p in pairs], values=[p[1] - p[0] for p in pairs])
-                         for (c, d, length), pairs in changes.items()])
+                         for (g, c, d, length), pairs in changes.items()])
     out = Path(args.out) if args.out else ROOT / "results" / budget.name
     out.mkdir(parents=True, exist_ok=True)
     experiment.write_json(out / "levers.json", dict(meta=meta, rows=rows))
@@ -242,9 +229,7 @@ def main(argv=None) -> int:
             f"{meta['created']}, {meta['wall_seconds'] / 60:.1f} min; `{meta['command'].strip()}`.\n\n" + table
             + f"\nl-DAE minus raw pixels: {meta['ldae_minus_raw'][fm]:+.2f} points on {fm}, "
               f"{meta['ldae_minus_raw'][fmm]:+.2f} on {fmm}.\n"
-            + "Changes (a step minus the step before it):\n"
-            + "".join(f"- {r['change']}, {r['dataset']}, {r['training']}: {_change(r['before'], r['after'])}\n"
-                      for r in meta["changes"]))
+            + analysis.levers_changes(meta))
     tmp = out / "levers.md.tmp"
     tmp.write_text(text)
     tmp.replace(out / "levers.md")

@@ -255,5 +255,23 @@ def test_changes_side_by_side():
     assert "| -4.1 | +1.00 (opposite sign, beyond noise) |" in lines[3]  # step 3: the paper lost 4.1
     assert "(paper: 0, beyond noise)" in lines[11]  # step 11: the paper's change is 0.0
     assert lines[13].endswith("| -1.00 (opposite sign) |")  # paper +0.6; no std: no noise verdict
+    part["meta"]["overrides"] = {"steps": 1200}
+    assert analysis.report_training(up) == "300 steps" and analysis.report_training(part) == "1200 steps"
     positive = sum(1 for a, b in zip(TRAJECTORY, TRAJECTORY[1:]) if b.paper_accuracy > a.paper_accuracy)
     assert lines[-1] == f"|  | paper's sign and beyond noise |  | {positive} of 11 | 0 of 1 |"
+
+
+def test_levers_changes_and_change_summary():
+    meta = dict(budget="lecture", device="cpu", commit="abc", created="now", command="python scripts/levers.py",
+                changes=[dict(group="4x", change="predict clean data", dataset="d", training="1200 steps",
+                              before=[65.0, 66.0, 65.5], after=[64.0, 64.5, 64.0]),
+                         dict(group="label", change="remove class conditioning", dataset="d",
+                              training="300 steps", before=[60.0], after=[59.2])])
+    text = analysis.levers_changes(meta)
+    assert "- predict clean data, d, 1200 steps: -1.33 ± 0.29 (3 seeds: 65.50 ± 0.50 -> 64.17 ± 0.29); " \
+           "beyond noise (two standard errors: 0.67)" in text
+    assert "remove class conditioning, d, 300 steps: -0.80 (one seed: 60.00 -> 59.20)" in text
+    assert "class conditioning" not in analysis.levers_changes(meta, {"4x"})
+    assert analysis.levers_changes(meta, {"probe"}) == ""
+    rows = [dict(group="4x", dataset="d", what="x", accuracy=64.0, note="")]
+    assert "predict clean data" in analysis.levers_markdown(meta, rows)
