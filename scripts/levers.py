@@ -27,7 +27,9 @@ Rows:
    seed + 2 with the single level at sqrt(1/3) and at 1/3 (the two readings of the paper's text), at the
    budget's steps on both datasets and at 4x on Fashion-MNIST-M;
 7. 4x: on Fashion-MNIST-M, the new noise schedule (step 4 -> 5) and predicting clean data (step 8 -> 9)
-   at 4x the steps, seeds seed, seed + 1, seed + 2.
+   at 4x the steps, seeds seed, seed + 1, seed + 2;
+8. the latent dimension (the inverted U of Tab. 2): the patch-PCA step at d = 2 ... 64, on Fashion-MNIST
+   (seed) and Fashion-MNIST-M (seeds seed, seed + 1, seed + 2), each d against the trajectory's d = 16.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ldae_lite import analysis, budgets, device, experiment, probe, recipes  # noqa: E402
+from ldae_lite import analysis, budgets, device, experiment, probe, recipes, report  # noqa: E402
 from ldae_lite.analysis import markdown_table  # noqa: E402
 
 
@@ -212,6 +214,26 @@ def main(argv=None) -> int:
                           f"seed {s}", recipes.STEPS[k].recipe, longer, s) for k in (before, after))
             changes.setdefault(("4x", recipes.STEPS[after].label, fmm, f"{longer.steps} steps (4x)"), []).append(
                 (r1.probe_accuracy, r2.probe_accuracy))
+
+    # 8. the inverted U over the latent dimension (Tab. 2, patch PCA): d from 2 to D at the budget, seeds
+    #    seed..seed + 2 on Fashion-MNIST-M, seed only on Fashion-MNIST; each d against the trajectory's d = 16
+    dims = (2, 4, 8, 16, 32, 64)
+    sweep = recipes.tokenizer_sweep("patch_pca", dims)
+    for dataset, ds_seeds in ((fm, (seed,)), (fmm, seeds)):
+        big_d = experiment.get_tokenizer(sweep[16], budget, dataset, seed, progress=False).patch_dim
+        by_d = {d: [experiment.run(sweep[d], budget, dataset, s, progress=False) for s in ds_seeds] for d in dims}
+        for d, runs in by_d.items():
+            accs = [r.probe_accuracy for r in runs]
+            mean, std = report.mean_std(accs)
+            note = "the trajectory's d (step 8)" if d == 16 else ""
+            if std is not None:
+                note = (f"mean ± std {mean:.2f} ± {std:.2f} over seeds {', '.join(map(str, ds_seeds))}: "
+                        f"{', '.join(f'{a:.2f}' for a in accs)}" + (f"; {note}" if note else ""))
+            add("latent dim", dataset, f"patch PCA, d = {d} of D = {big_d}",
+                mean, report.mean_std([r.knn_accuracy for r in runs])[0], sum(r.train_seconds for r in runs), note)
+            if d != 16:
+                changes.setdefault(("latent dim", f"patch PCA d = 16 -> d = {d}", dataset, f"{budget.steps} steps"),
+                                   []).extend(zip([r.probe_accuracy for r in by_d[16]], accs))
 
     dev = device.get_device(verbose=False)
     meta = dict(budget=budget.name, seed=seed, device=device.describe(dev), commit=experiment.git_commit(),
