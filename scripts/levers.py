@@ -5,7 +5,7 @@ Every number in the README's "what limits the effects" table comes from here. Ru
 written to ``results/<budget>/levers.json`` and ``levers.md`` with the command, commit, device and time.
 
     .venv/bin/python scripts/levers.py                   # lecture budget, seed 0 (~4 min when cached;
-                                                         #  69 runs, ~4.7 h on one CPU thread, when nothing is)
+                                                         #  89 runs, ~5.4 h on one CPU thread, when nothing is)
     .venv/bin/python scripts/levers.py --budget smoke    # seconds: checks that it runs
 
 Rows:
