@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from . import budgets, recipes
@@ -44,8 +45,6 @@ def main(argv=None) -> int:
         if args.train_steps is not None:
             if args.train_steps < 1:
                 parser.error(f"--train-steps {args.train_steps}: must be >= 1")
-            import dataclasses
-
             args.budget = dataclasses.replace(args.budget, steps=args.train_steps)
     if args.command == "data":
         return _data()

@@ -113,9 +113,9 @@ def overrides(budget: Budget) -> dict:
     return {f: getattr(budget, f) for f in preset.__dataclass_fields__ if getattr(budget, f) != getattr(preset, f)}
 
 
-def label(budget: Budget, sep: str = ", ") -> str:
+def label(budget: Budget) -> str:
     """The budget's name and its overrides: ``lecture`` or ``lecture, steps=1200``."""
-    return sep.join([budget.name] + [f"{k}={v}" for k, v in overrides(budget).items()])
+    return ", ".join([budget.name] + [f"{k}={v}" for k, v in overrides(budget).items()])
 
 
 def slug(budget: Budget) -> str:

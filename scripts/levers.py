@@ -194,9 +194,9 @@ def main(argv=None) -> int:
         for b, length in ((budget, f"{budget.steps} steps"), (longer, f"{longer.steps} steps (4x)")):
             if b is longer and dataset != fmm:
                 continue
+            multis = {s: experiment.run(recipes.LDAE, b, dataset, s, progress=False) for s in seeds}
             for levels, sigma in (("single", "σ = √(1/3)"), ("single_1/3", "σ = 1/3")):
-                for s in seeds:
-                    multi = experiment.run(recipes.LDAE, b, dataset, s, progress=False)
+                for s, multi in multis.items():
                     single = experiment.run(dataclasses.replace(recipes.LDAE, noise_levels=levels), b, dataset, s,
                                             progress=False)
                     if not (levels == "single" and s == seed):  # that one has its row above
