@@ -43,6 +43,7 @@ LossFn = Callable[[nn.Module, torch.Tensor, "torch.Tensor | None", torch.Generat
 _CKPT_KEYS = ("model", "optimizer", "step", "cfg", "seed", "rng", "losses", "seconds", "images_per_s")
 _BOOKKEEPING = ("ckpt_every", "log_every")  # cfg fields that do not change the trained parameters
 _SPEED_WARMUP = 5  # first steps of a session excluded from img/s (allocator, kernel selection)
+_GLOO_DRAIN_S = 0.2  # see cleanup_distributed
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,18 @@ def setup_distributed(backend: str | None = None) -> torch.device:
 
 
 def cleanup_distributed() -> None:
-    """Leave the process group, if there is one (call once at the end of a torchrun script)."""
+    """Leave the process group, if there is one (call once at the end of a torchrun script).
+
+    A gloo worker thread frees each finished collective after the caller has moved on, and freeing one
+    that holds Python tensors needs the GIL. If that happens while the interpreter shuts down, the
+    process aborts ("terminate called without an active exception") after its work is done. So every
+    rank meets at a barrier, leaves the group, and then sleeps briefly with the GIL released, letting
+    the worker finish before the interpreter exits.
+    """
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
+        time.sleep(_GLOO_DRAIN_S)
 
 
 def _world() -> tuple[int, int]:
