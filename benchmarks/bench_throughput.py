@@ -14,7 +14,7 @@ Attention backend. On CPU our Attention pins torch's "math" SDPA backend (models
 kernel's backward is slow there). The fair comparison pins timm to the same backend; timm with torch's
 default choice is reported too. On CUDA both use torch's default (flash / memory-efficient kernels).
 
-Measurement (STYLE.md item 9): each model warms up, then its step count is fixed so that one timed
+Measurement: each model warms up, then its step count is fixed so that one timed
 window lasts about --seconds; windows run interleaved and rotated (A B C, B C A, ...) so that other jobs' load
 spreads over all models, each window ends with a device sync, and the median window is reported.
 MFU = achieved FLOP/s / device.peak_flops (a large matmul measured here, bf16 where supported), with
