@@ -99,6 +99,13 @@ def _number(step: PaperStep, i: int) -> int:
     return keys.index(step.key) + 1 if step.key in keys else i + 1
 
 
+def _steps(paper_steps: Sequence[PaperStep]) -> list[PaperStep]:
+    steps = list(paper_steps)
+    if not steps:
+        raise ValueError("paper_steps is empty: a chart needs at least one step of the trajectory")
+    return steps
+
+
 def step_changes(paper_steps: Sequence[PaperStep], ours=None) -> list[dict]:
     """Per step after the first of ``paper_steps``, the change from the step before it in that list.
 
@@ -107,7 +114,7 @@ def step_changes(paper_steps: Sequence[PaperStep], ours=None) -> list[dict]:
     step or the one before: a missing step is no bar, never a change over two steps), noise (two standard
     errors of our change, :func:`ldae_lite.report.noise_bar`; None with one seed).
     """
-    steps = list(paper_steps)
+    steps = _steps(paper_steps)
     mine = ours_by_step(ours, [s.key for s in steps])
     rows = []
     for i, (before, after) in enumerate(zip(steps, steps[1:])):
@@ -127,9 +134,7 @@ def relative_to_first(paper_steps: Sequence[PaperStep], ours=None) -> dict:
     ``paper_steps``: paper (points relative to the anchor), ours (None where ours lacks the step) and
     noise (the noise bar of our difference from the anchor; None with one seed and at the anchor).
     """
-    steps = list(paper_steps)
-    if not steps:
-        raise ValueError("paper_steps is empty: nothing to draw")
+    steps = _steps(paper_steps)
     mine = ours_by_step(ours, [s.key for s in steps])
     anchor = next((i for i, s in enumerate(steps) if s.key in mine), 0)
     base = mine.get(steps[anchor].key)
@@ -197,7 +202,7 @@ def plot_changes(paper_steps: Sequence[PaperStep], ours=None, ax: plt.Axes | Non
     (with its noise bar), on one shared axis of accuracy points. The first step has no change: its row
     stays empty, so the rows line up with :func:`plot_relative`. A change over more than one of the
     paper's steps (a step left out of ``paper_steps``) says since which step. Returns the Axes."""
-    steps = list(paper_steps)
+    steps = _steps(paper_steps)
     rows = step_changes(steps, ours)
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.42 * len(steps) + 1.6))
@@ -237,7 +242,7 @@ def plot_relative(paper_steps: Sequence[PaperStep], ours=None, ax: plt.Axes | No
     (see :func:`relative_to_first`), so both start at 0 and the shapes compare; ours with the noise bar
     of each difference, its line broken where a step is missing. labels=False leaves out the step names
     (when a chart on the left has them). Returns the Axes."""
-    steps = list(paper_steps)
+    steps = _steps(paper_steps)
     r = relative_to_first(steps, ours)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 0.42 * len(steps) + 1.6))
@@ -268,7 +273,7 @@ def plot_trajectory(paper_steps: Sequence[PaperStep], ours=None, ax=None) -> plt
 
     ax: None (a new figure), one Axes (its place in the figure is split in two) or a pair of Axes.
     Returns the left Axes (``.figure`` is the figure)."""
-    steps = list(paper_steps)
+    steps = _steps(paper_steps)
     if ax is None:
         _, (left, right) = plt.subplots(1, 2, figsize=(13, 0.42 * len(steps) + 1.8),
                                         gridspec_kw=dict(width_ratios=[1.15, 1]))  # no wspace: tight_layout sets it

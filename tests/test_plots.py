@@ -127,6 +127,8 @@ def test_ours_values_and_errors():
         plots.seed_mean("x")
     with pytest.raises(ValueError, match="nope"):
         plots.plot_changes(TRAJECTORY[:3], {"nope": 1.0})
+    with pytest.raises(ValueError, match="paper_steps is empty"):
+        plots.plot_trajectory([])
     a, b = plots.SeedMean(60.0, 1.0, 3), plots.SeedMean(61.0, 1.0, 2)  # unequal seeds: the smaller n
     assert plots._noise(a, b) == pytest.approx(report.noise_bar(1.0, 1.0, 2))
 

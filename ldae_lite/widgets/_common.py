@@ -54,8 +54,8 @@ def _interactive(fn, display: bool, **controls):
     Why not ``ipywidgets.interactive``: it shows the figure through an Output widget, and a headless runner
     (nbclient, hence nbmake) answers each output captured there with a widget-state message on the shell
     socket, the socket on which it is waiting for the cell's reply. After a large figure (the photo
-    explorer's, about 0.4 MB) that reply went unnoticed until the per-cell timeout, ten minutes of a test
-    run, although the kernel had sent it at once. An Image widget involves no Output capture.
+    explorer's) that reply went unnoticed until the per-cell timeout, ten minutes of a test run, although
+    the kernel had sent it at once. An Image widget involves no Output capture.
     """
     import ipywidgets as W
 

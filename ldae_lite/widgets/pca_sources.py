@@ -62,8 +62,9 @@ def fitted_pca(source: str = "photos", patch_size: int = 16, *, num_patches: int
     """A PatchPCA over all D = p * p * C components, fitted once per (source, patch size) and kept in memory.
 
     source: "photos" (the bundled photos at :data:`PHOTO_SIZE`, random overlapping patches: 50k patches
-    determine D = 768 (p = 16) well; p = 32, D = 3072, takes a minute on a 2-core CPU, once) or a dataset
-    name of :data:`ldae_lite.data.DATASETS` (its training images' own patch grid, as the tokenizer does).
+    determine D = 768 (p = 16) well; p = 32, D = 3072, is the slow one, a 3072 x 3072 eigendecomposition,
+    done once and timed when ``verbose``) or a dataset name of :data:`ldae_lite.data.DATASETS` (its
+    training images' own patch grid, as the tokenizer does).
     The eigendecomposition is :meth:`PatchPCA.fit`'s; this function only chooses the patches.
     """
     key = (source, int(patch_size), int(num_patches), int(seed))
