@@ -255,7 +255,7 @@ def save(report: dict, out_dir) -> dict[str, Path]:
     tmp = paths["md"].with_suffix(".md.tmp")
     tmp.write_text(to_markdown(report))
     tmp.replace(paths["md"])
-    ours = {r["key"]: (r["mean"], r["std"] or 0.0) for r in report["steps"]}
+    ours = report  # plots reads each step's per-seed accuracies (and the dataset, for the legend) from it
     ax = plot_trajectory(PAPER_STEPS, ours=ours)
     ax.figure.savefig(paths["png"], dpi=120, bbox_inches="tight")
     plt.close(ax.figure)

@@ -1,6 +1,8 @@
 """The interactive views: pure functions checked on small images, wrappers built without a display."""
 
+import ast
 import math
+from pathlib import Path
 
 import matplotlib
 
@@ -13,8 +15,13 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from ldae_lite import widgets  # noqa: E402
 from ldae_lite.patches import patchify  # noqa: E402
+from ldae_lite.plots import SeedMean  # noqa: E402
 from ldae_lite.recipes import STEPS, TRAJECTORY  # noqa: E402
 from ldae_lite.tokenizers import PatchPCA, make_tokenizer  # noqa: E402
+from ldae_lite.widgets._common import _interactive  # noqa: E402
+from ldae_lite.widgets.pca_sources import _image_pca  # noqa: E402
+
+PACKAGE = Path(widgets.__file__).parent
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +41,7 @@ def image():
 
 @pytest.fixture(scope="module")
 def pca(image):
-    return widgets._image_pca(image, 8)  # fitted on random patches of the image itself, D = 192
+    return _image_pca(image, 8)  # fitted on random patches of the image itself, D = 192
 
 
 def test_shapes_and_layout(image, pca):
@@ -153,8 +160,8 @@ def test_an_explorer_raises_its_first_error_and_shows_later_ones():
         return fig
 
     with pytest.raises(ValueError, match="x=5"):
-        widgets._interactive(view, False, x=W.IntSlider(value=5, max=10))
-    w = widgets._interactive(view, False, x=W.IntSlider(value=0, max=10))
+        _interactive(view, False, x=W.IntSlider(value=5, max=10))
+    w = _interactive(view, False, x=W.IntSlider(value=0, max=10))
     status, before = w.children[1], w.result
     w.controls["x"].value = 7  # a slider change: no cell to raise into, so the status line says it
     assert "ValueError" in status.value and "x=7 is too large" in status.value and w.result is before
@@ -195,18 +202,19 @@ def test_basis_viewer():
 
 
 def _report():
-    steps = [dict(key=s.key, label=s.label, mean=80.0 + i, std=0.5 if i % 2 else None)
+    """Five steps: three seeds each, except the first (one seed)."""
+    steps = [dict(key=s.key, label=s.label, accuracies=[80.0 + i] if i == 0 else [79.5 + i, 80.0 + i, 80.5 + i])
              for i, s in enumerate(TRAJECTORY[:5])]
-    return dict(meta={}, raw_pixels={}, steps=steps)
+    return dict(meta=dict(dataset="digits", seeds=[0, 1, 2]), raw_pixels={}, steps=steps)
 
 
 def test_trajectory_rows_from_report_and_results():
     rows = widgets.trajectory_rows(_report())
-    assert rows["dit_baseline"] == (80.0, 0.0) and rows["no_class_cond"] == (81.0, 0.5)
+    assert rows["dit_baseline"] == SeedMean(80.0, None, 1) and rows["no_class_cond"] == SeedMean(81.0, 0.5, 3)
     import dataclasses
     results = [dict(recipe=dataclasses.asdict(STEPS["patch_pca"].recipe), probe_accuracy=a) for a in (84.0, 86.0)]
     rows = widgets.trajectory_rows(results)
-    assert rows["patch_pca"][0] == pytest.approx(85.0) and rows["patch_pca"][1] == pytest.approx(math.sqrt(2))
+    assert rows["patch_pca"] == SeedMean(85.0, pytest.approx(math.sqrt(2)), 2)
     with pytest.raises(ValueError, match="no entry"):
         widgets.trajectory_rows([dict(recipe={"x": 1}, probe_accuracy=1.0)])
 
@@ -227,8 +235,42 @@ def test_trajectory_view_and_wrapper():
 
 
 def test_unscaled_orthonormal_noise_is_weak(image, pca):
-    """The paper's plain orthonormal V: noise rms sigma * sqrt(d / D) per pixel (PAPER.md Sec. 6 caveat)."""
+    """The paper's plain orthonormal V: noise rms sigma * sqrt(d / D) per pixel (docs/paper.md §6, §8.1)."""
     rms = np.mean([widgets.pca_noise(image, 1.0, 8, 8, "none", seed=s, pca=pca)["latent_noise_rms"] for s in range(5)])
     assert abs(rms - math.sqrt(8 / 192)) / math.sqrt(8 / 192) < 0.15
     with pytest.raises(ValueError, match="whiten='yes'"):
         widgets.pca_noise(image, 1.0, 8, 8, "yes", pca=pca)
+
+
+@pytest.mark.parametrize("whiten", widgets.WHITEN)
+@pytest.mark.parametrize("shape", [(3, 32, 48), (1, 32, 32)])
+def test_no_two_titles_overlap(whiten, shape):
+    """Seen in a browser: with whiten="none" the latent panel's title ran into its neighbour's. No title
+    of the figure (the panels' and the figure's own) may touch another, for every latent scaling."""
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    fig = widgets.plot_pca_noise(x, 1.0, d=8, patch_size=8, whiten=whiten, show_noise=True)
+    fig.canvas.draw()
+    titles = [t for t in [fig._suptitle, *(ax.title for ax in fig.axes)] if t is not None and t.get_text()]
+    boxes = [t.get_window_extent() for t in titles]
+    assert len(boxes) == 7  # the figure's, four panels', two noise images'
+    touching = [(titles[i].get_text(), titles[j].get_text()) for i in range(len(boxes))
+                for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
+    assert not touching
+
+
+def test_the_package_keeps_the_public_names():
+    for name in widgets.__all__:
+        assert getattr(widgets, name) is not None
+    assert {"pca_noise", "plot_pca_noise", "explore_pca_noise", "fitted_pca", "photo_images", "plot_schedules",
+            "plot_schedule_noising", "explore_schedule", "plot_basis", "explore_basis", "plot_reconstructions",
+            "trajectory_view", "explore_trajectory", "WHITEN", "WHITEN_LABELS"} <= set(widgets.__all__)
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")) + [PACKAGE.parent / "plots.py"], ids=lambda p: p.name)
+def test_modules_and_functions_stay_short(path):
+    """A module of at most 350 lines, a function of at most 60 (docstring included)."""
+    source = path.read_text()
+    assert len(source.splitlines()) <= 350
+    long = [(f.name, f.end_lineno - f.lineno + 1) for f in ast.walk(ast.parse(source))
+            if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef) and f.end_lineno - f.lineno + 1 > 60]
+    assert not long
