@@ -18,7 +18,7 @@ Where Fashion-MNIST is looked for, in order (the first hit wins, and where it wa
 2. ``/usr/share/datasets/fashion-mnist`` (Debian/Ubuntu package ``dataset-fashion-mnist``), read
    directly: Debian re-compressed the files, so their checksums differ from the ones torchvision
    knows and torchvision's ``download=True`` would go to the network even though the data is here;
-3. torchvision's own download into ROOT, where the network allows.
+3. torchvision's own download into ROOT, where the network allows: the fallback, printed whenever it happens.
 
 CIFAR-10 goes through ``torchvision.datasets.CIFAR10`` (``ROOT/cifar-10-batches-py``, then a download).
 The digits (1797 images of 8x8) ship with scikit-learn and are always available.
