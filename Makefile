@@ -4,13 +4,18 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-BUDGET ?= lecture
+# BUDGET and DATASET left empty follow the series' two switches, $LDAE_BUDGET (default lecture) and
+# $LDAE_DATASET (default fashion-mnist-m), read by the package itself: `make trajectory DATASET=fashion-mnist`
+# overrides them for one command.
+BUDGET ?=
+DATASET ?=
 SEEDS  ?= 0
-DATASET ?= fashion-mnist
 WORKERS ?=
 TRAIN_STEPS ?=
+# `make book NOTEBOOKS="00 04"` renders only those notebooks.
+NOTEBOOKS ?=
 
-.PHONY: setup data lab test trajectory bench clean
+.PHONY: setup data lab test trajectory book bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,11 +39,17 @@ test: data
 	LDAE_BUDGET=smoke $(BIN)/python -m pytest --nbmake --nbmake-timeout=600 notebooks
 
 trajectory: data
-	$(BIN)/python -m ldae_lite trajectory --budget $(BUDGET) --dataset $(DATASET) --seeds $(SEEDS) \
-		$(if $(WORKERS),--workers $(WORKERS)) $(if $(TRAIN_STEPS),--train-steps $(TRAIN_STEPS))
+	$(BIN)/python -m ldae_lite trajectory $(if $(BUDGET),--budget $(BUDGET)) $(if $(DATASET),--dataset $(DATASET)) \
+		--seeds $(SEEDS) $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRAIN_STEPS),--train-steps $(TRAIN_STEPS))
+
+# The executed series as static HTML in build/book/ (index.html links every notebook), at the current budget
+# and dataset; trained runs come from the cache in runs/, so a second build only re-executes the cells.
+book: data
+	$(BIN)/python scripts/book.py $(if $(BUDGET),--budget $(BUDGET)) $(if $(DATASET),--dataset $(DATASET)) \
+		$(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS))
 
 bench: data
 	$(BIN)/python benchmarks/bench_throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build

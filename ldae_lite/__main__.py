@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import sys
 
-from . import budgets, recipes
+from . import budgets, data, recipes
 
 
 def main(argv=None) -> int:
@@ -18,7 +18,8 @@ def main(argv=None) -> int:
     def common(p):
         p.add_argument("--budget", default=None, choices=tuple(budgets.BUDGETS),
                        help="model/training size (default: $LDAE_BUDGET or lecture)")
-        p.add_argument("--dataset", default="fashion-mnist")
+        p.add_argument("--dataset", default=None, choices=data.DATASETS,
+                       help=f"the images to train and probe on (default: ${data.ENV_VAR} or {data.DEFAULT})")
         p.add_argument("--train-steps", type=int, default=None, metavar="N",
                        help="the budget's optimizer steps, overridden (the report and its files name the change)")
 
@@ -42,6 +43,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command != "data":
         args.budget = budgets.get_budget(args.budget)
+        args.dataset = data.dataset_name(args.dataset)  # None: $LDAE_DATASET or the default
         if args.train_steps is not None:
             if args.train_steps < 1:
                 parser.error(f"--train-steps {args.train_steps}: must be >= 1")

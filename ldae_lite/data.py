@@ -1,17 +1,24 @@
-"""Datasets as whole tensors: Fashion-MNIST (default), CIFAR-10 and sklearn's digits.
+"""Datasets as whole tensors: Fashion-MNIST-M (default), Fashion-MNIST, CIFAR-10 and sklearn's digits.
 
 Every dataset comes back as one :class:`Dataset` holding all images as a float32 tensor of shape
 (N, C, 32, 32) in [-1, 1] (the pixel range DiT uses) and int64 labels. These datasets are small
 enough to live whole in memory (and on the device), so there is no per-batch Python loading.
 
-Where Fashion-MNIST is looked for, in order (the first hit wins, and the choice is printed):
+One switch picks the series' dataset, as ``LDAE_BUDGET`` picks its size: ``LDAE_DATASET`` (read by
+:func:`default_dataset`; default ``fashion-mnist-m``). Every notebook, the command line and
+``make trajectory`` follow it. The default is Fashion-MNIST-M because on plain Fashion-MNIST raw pixels
+already probe about as well as any representation learned here (the raw-pixel rows of
+``results/lecture/trajectory_fashion-mnist_lecture.md`` and ``..._fashion-mnist-m_lecture.md``), which
+leaves a learned representation no room to show; ``LDAE_DATASET=fashion-mnist`` switches back.
+
+Where Fashion-MNIST is looked for, in order (the first hit wins, and where it was found is printed):
 
 1. ``ROOT/FashionMNIST/raw/*-ubyte`` (torchvision's raw layout; plain or ``.gz``), where ROOT is
    ``$LDAE_DATA`` or ``<repo>/data``;
 2. ``/usr/share/datasets/fashion-mnist`` (Debian/Ubuntu package ``dataset-fashion-mnist``), read
    directly: Debian re-compressed the files, so their checksums differ from the ones torchvision
    knows and torchvision's ``download=True`` would go to the network even though the data is here;
-3. torchvision's own download into ROOT, where the network allows.
+3. torchvision's own download into ROOT, where the network allows: the fallback, printed whenever it happens.
 
 CIFAR-10 goes through ``torchvision.datasets.CIFAR10`` (``ROOT/cifar-10-batches-py``, then a download).
 The digits (1797 images of 8x8) ship with scikit-learn and are always available.
@@ -37,6 +44,11 @@ import torch.nn.functional as F
 
 DATASETS = ("fashion-mnist", "fashion-mnist-m", "cifar10", "digits")
 SPLITS = ("train", "test")
+ENV_VAR = "LDAE_DATASET"
+DEFAULT = "fashion-mnist-m"
+# How each dataset is named in what is printed.
+TITLES = {"fashion-mnist": "Fashion-MNIST", "fashion-mnist-m": "Fashion-MNIST-M", "cifar10": "CIFAR-10",
+          "digits": "digits"}
 
 # Fashion-MNIST class names in label order (Xiao et al., 2017).
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -77,33 +89,64 @@ def default_root() -> Path:
     return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "data"
 
 
-def load(name: str = "fashion-mnist", split: str = "train", root: str | os.PathLike | None = None, *,
+def dataset_name(name: str | None = None) -> str:
+    """A dataset's key in :data:`DATASETS`, checked; None reads ``$LDAE_DATASET`` (default fashion-mnist-m)."""
+    from_env = name is None
+    if from_env:
+        name = os.environ.get(ENV_VAR) or DEFAULT
+    key = str(name).strip().lower()
+    if key not in DATASETS:
+        source = f" (from ${ENV_VAR})" if from_env else ""
+        raise ValueError(f"unknown dataset {name!r}{source}; choose one of {DATASETS}")
+    return key
+
+
+def default_dataset() -> str:
+    """The series' dataset: ``$LDAE_DATASET`` if set, else :data:`DEFAULT`; an unknown name is an error."""
+    return dataset_name(None)
+
+
+# (name, split, source) of every split whose one-line description this process has printed.
+_announced: set[tuple[str, str, str]] = set()
+
+
+def load(name: str | None = None, split: str = "train", root: str | os.PathLike | None = None, *,
          download: bool = True, verbose: bool = True) -> Dataset:
     """Load one split of a dataset as a :class:`Dataset` of (N, C, 32, 32) images in [-1, 1].
 
-    name: one of ``DATASETS``; split: "train" or "test"; root: where to look for and download data
-    (default :func:`default_root`); download: allow torchvision to fetch what is not on disk.
-    Prints one line saying what was used. Parsed tensors are cached in memory, so a second call is fast.
+    name: one of ``DATASETS``, or None for :func:`default_dataset`; split: "train" or "test"; root: where
+    to look for and download data (default :func:`default_root`); download: allow torchvision to fetch
+    what is not on disk. Parsed tensors are cached in memory, so a second call is fast.
+
+    verbose: say where the data came from, once per dataset and split in a process (every training run
+    loads its data again, and the same line each time would read like a warning). A fallback (a download)
+    is printed whenever it happens.
     """
-    key = str(name).lower()
-    if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+    key = dataset_name(name)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
     root = Path(root).expanduser().resolve() if root is not None else default_root().resolve()
-    hits = _load_cached.cache_info().hits
+    misses = _load_cached.cache_info().misses
     dataset, note = _load_cached(key, split, str(root), str(DEBIAN_FASHION_MNIST), bool(download))
-    if verbose:
-        cached = " [in-memory cache]" if _load_cached.cache_info().hits > hits else ""
-        shape = "x".join(str(s) for s in dataset.images.shape[1:])
-        print(f"data: {key} {split}: {len(dataset)} images ({shape}) from {dataset.source}"
-              f"{'; ' + note if note else ''}{cached}")
+    fetched = _load_cached.cache_info().misses > misses  # read (or downloaded) now, not served from memory
+    seen = (key, split, dataset.source)
+    if verbose and (seen not in _announced or (fetched and note)):
+        print(describe(dataset) + (f"; {note}" if note else ""))
+        _announced.add(seen)
     return dataset
 
 
+def describe(dataset: Dataset) -> str:
+    """One line: ``Fashion-MNIST train: 60,000 images (1x32x32), read from /usr/share/datasets/fashion-mnist``."""
+    shape = "x".join(str(s) for s in dataset.images.shape[1:])
+    where = {"fashion-mnist": "read from ", "cifar10": "read from ", "digits": "from "}.get(dataset.name, "")
+    return f"{TITLES[dataset.name]} {dataset.split}: {len(dataset):,} images ({shape}), {where}{dataset.source}"
+
+
 def clear_cache() -> None:
-    """Forget the parsed tensors (the next :func:`load` reads from disk again)."""
+    """Forget the parsed tensors (the next :func:`load` reads from disk again, and says so again)."""
     _load_cached.cache_clear()
+    _announced.clear()
 
 
 @functools.lru_cache(maxsize=8)
@@ -162,11 +205,7 @@ def _fashion_mnist(split: str, root: Path, debian_dir: Path, download: bool) -> 
     raw_dir = root / "FashionMNIST" / "raw"
     tried = [f"{raw_dir} (torchvision's raw layout)", f"{debian_dir} (Debian package)"]
     note = ""
-    files = _find_idx(raw_dir, split)
-    if files is None:
-        files = _find_idx(debian_dir, split)
-        if files is not None:
-            note = f"fallback: nothing in {raw_dir}"
+    files = _find_idx(raw_dir, split) or _find_idx(debian_dir, split)
     if files is not None:
         images, labels = read_idx(files[0]), read_idx(files[1])
         source = str(files[0].parent)
@@ -178,7 +217,7 @@ def _fashion_mnist(split: str, root: Path, debian_dir: Path, download: bool) -> 
 
                 ds = FashionMNIST(str(root), train=split == "train", download=True)
                 images, labels = ds.data.numpy(), ds.targets.numpy()
-                note = "fallback: downloaded by torchvision"
+                note = f"fallback: nothing in {raw_dir} or {debian_dir}, so torchvision downloaded it"
             except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision re-raises RuntimeError
                 reason = f"download failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
         if images is None:
@@ -240,7 +279,7 @@ def _fashion_mnist_m(split: str, root: Path, debian_dir: Path, download: bool) -
     base, note = _fashion_mnist(split, root, debian_dir, download)
     garments = ((base.images[:, 0] + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()  # (N, 32, 32)
     x, y = _from_uint8(composite(garments, composite_photos(), COMPOSITE_SEED[split]), base.labels)
-    source = f"{base.source} blended into crops of {len(COMPOSITE_PHOTOS) + 2} bundled photos"
+    source = f"garments read from {base.source}, blended into crops of {len(COMPOSITE_PHOTOS) + 2} bundled photos"
     return Dataset(x, y, CLASSES, "fashion-mnist-m", split, source), note
 
 
@@ -258,7 +297,7 @@ def _cifar10(split: str, root: Path, download: bool) -> tuple[Dataset, str]:
         if download:
             try:
                 ds = CIFAR10(str(root), train=split == "train", download=True)
-                note = "fallback: downloaded by torchvision"
+                note = f"fallback: nothing usable in {folder}, so torchvision downloaded it"
             except (OSError, RuntimeError) as err2:  # URLError is an OSError
                 reason += f"; download failed: {type(err2).__name__}: {str(err2).splitlines()[0][:200]}"
         else:

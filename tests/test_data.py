@@ -1,5 +1,6 @@
-"""Dataset loading: every place Fashion-MNIST is looked for, CIFAR-10 through torchvision's own loader,
-digits, photos, and the messages a user sees when something is missing or misspelled."""
+"""Dataset loading: the LDAE_DATASET switch, every place Fashion-MNIST is looked for, CIFAR-10 through
+torchvision's own loader, digits, photos, and the messages a user sees: where the data came from (once per
+split), a fallback (always), and what is missing or misspelled."""
 
 import gzip
 import hashlib
@@ -23,6 +24,7 @@ def fresh_cache(monkeypatch, tmp_path):
     data.clear_cache()
     monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian-here")
     monkeypatch.delenv("LDAE_DATA", raising=False)
+    monkeypatch.delenv(data.ENV_VAR, raising=False)
     yield
     data.clear_cache()
 
@@ -72,8 +74,8 @@ def test_debian_path(monkeypatch, tmp_path, capsys):
     assert (train.images[:, :, :2] == -1).all() and (train.images[:, :, :, -2:] == -1).all()
     assert (train.images[:, :, 2:30, 3:30] == 1).all()
     assert train.images[0, 0, 2, 2] == -1 and train.images[5, 0, 2, 2] == pytest.approx(5 / 127.5 - 1)
-    out = capsys.readouterr().out
-    assert str(debian) in out and "fallback" in out and out.count("\n") == 1
+    # The Debian package is one of the places looked in, not a fallback: the line is information only.
+    assert capsys.readouterr().out == f"Fashion-MNIST train: 6 images (1x32x32), read from {debian}\n"
     assert len(data.load("fashion-mnist", "test", root=tmp_path / "empty", download=False)) == 4
 
 
@@ -81,7 +83,7 @@ def test_raw_cache_path_wins_over_debian(monkeypatch, tmp_path):
     write_fmnist(tmp_path / "FashionMNIST" / "raw", n_train=3, fill=0)
     write_fmnist(tmp_path / "debian", n_train=7, gz=True)
     monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
-    train = data.load(root=tmp_path, download=False)
+    train = data.load("fashion-mnist", root=tmp_path, download=False)
     assert len(train) == 3 and train.source == str(tmp_path / "FashionMNIST" / "raw")
     assert (train.images[:, :, 2:30, 3:30] == -1).all()
 
@@ -90,15 +92,87 @@ def test_root_from_environment(monkeypatch, tmp_path):
     write_fmnist(tmp_path / "FashionMNIST" / "raw")
     monkeypatch.setenv("LDAE_DATA", str(tmp_path))
     assert data.default_root() == tmp_path
-    assert data.load(split="test", download=False).source == str(tmp_path / "FashionMNIST" / "raw")
+    assert data.load("fashion-mnist", split="test", download=False).source == str(tmp_path / "FashionMNIST" / "raw")
 
 
-def test_in_memory_cache(tmp_path, capsys):
+def test_in_memory_cache_and_one_line_per_split(tmp_path, capsys):
+    """Every training run loads its data again: the line saying where it came from is printed once per
+    dataset and split in a process, not once per load."""
     write_fmnist(tmp_path / "FashionMNIST" / "raw")
-    first = data.load(root=tmp_path, download=False)
-    second = data.load(root=tmp_path, download=False)
+    first = data.load("fashion-mnist", root=tmp_path, download=False)
+    second = data.load("fashion-mnist", root=tmp_path, download=False)
     assert second is first
-    assert "[in-memory cache]" in capsys.readouterr().out.splitlines()[-1]
+    data.load("fashion-mnist", "test", root=tmp_path, download=False)
+    data.load("fashion-mnist", "test", root=tmp_path, download=False)
+    raw = tmp_path / "FashionMNIST" / "raw"
+    assert capsys.readouterr().out.splitlines() == [f"Fashion-MNIST train: 6 images (1x32x32), read from {raw}",
+                                                    f"Fashion-MNIST test: 4 images (1x32x32), read from {raw}"]
+    data.clear_cache()  # read from disk again: said again
+    data.load("fashion-mnist", root=tmp_path, download=False)
+    assert capsys.readouterr().out.count("\n") == 1
+
+
+def test_quiet_load_leaves_the_line_for_the_first_verbose_one(tmp_path, capsys):
+    write_fmnist(tmp_path / "FashionMNIST" / "raw")
+    data.load("fashion-mnist", root=tmp_path, download=False, verbose=False)
+    assert capsys.readouterr().out == ""
+    data.load("fashion-mnist", root=tmp_path, download=False)
+    assert "Fashion-MNIST train: 6 images" in capsys.readouterr().out
+
+
+def test_download_fallback_is_always_printed(monkeypatch, tmp_path, capsys):
+    """Nothing on disk: torchvision's download is the fallback, and it is said every time it happens."""
+    import torchvision.datasets
+
+    class FakeDownload:  # stands in for torchvision's FashionMNIST(root, train, download=True)
+        def __init__(self, root, train, download):
+            assert download
+            n = 6 if train else 4
+            self.data = torch.zeros(n, 28, 28, dtype=torch.uint8)
+            self.targets = torch.arange(n) % 10
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", FakeDownload)
+    for _ in range(2):
+        data.clear_cache()
+        assert len(data.load("fashion-mnist", root=tmp_path)) == 6
+        assert len(data.load("fashion-mnist", root=tmp_path)) == 6  # from memory: nothing new to say
+        out = capsys.readouterr().out.splitlines()
+        assert len(out) == 1 and out[0].startswith("Fashion-MNIST train: 6 images (1x32x32), read from ")
+        assert "fallback:" in out[0] and "torchvision downloaded it" in out[0] and "no-debian-here" in out[0]
+
+
+def test_default_dataset_is_fashion_mnist_m_and_follows_the_switch(monkeypatch):
+    assert data.DEFAULT == "fashion-mnist-m" and data.default_dataset() == "fashion-mnist-m"
+    monkeypatch.setenv(data.ENV_VAR, " Digits ")
+    assert data.default_dataset() == "digits" and data.dataset_name(None) == "digits"
+    assert data.load(split="test").name == "digits"  # load() without a name follows the switch
+    assert data.dataset_name("FASHION-MNIST") == "fashion-mnist"  # an explicit name wins over the switch
+    monkeypatch.setenv(data.ENV_VAR, "")
+    assert data.default_dataset() == "fashion-mnist-m"  # empty means unset, like LDAE_BUDGET
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar-10"])
+def test_unknown_dataset_in_the_switch(monkeypatch, name):
+    monkeypatch.setenv(data.ENV_VAR, name)
+    with pytest.raises(ValueError) as err:
+        data.default_dataset()
+    message = str(err.value)
+    assert repr(name) in message and "$LDAE_DATASET" in message
+    assert all(allowed in message for allowed in data.DATASETS)
+    with pytest.raises(ValueError, match="LDAE_DATASET"):
+        data.load(split="test")
+
+
+def test_command_line_names_the_default(monkeypatch, capsys):
+    from ldae_lite.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["trajectory", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--dataset" in help_text and "$LDAE_DATASET or fashion-mnist-m" in help_text
+    monkeypatch.setenv(data.ENV_VAR, "mnist")
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+        main(["pixels", "--budget", "smoke"])
 
 
 def test_missing_fashion_mnist_says_how_to_get_it(tmp_path):
@@ -111,7 +185,7 @@ def test_missing_fashion_mnist_says_how_to_get_it(tmp_path):
 
 @pytest.mark.parametrize("name", ["mnist", "cifar100", ""])
 def test_unknown_dataset(name):
-    with pytest.raises(ValueError, match="fashion-mnist.*cifar10.*digits"):
+    with pytest.raises(ValueError, match=f"unknown dataset {name!r}; choose one of .*fashion-mnist.*cifar10.*digits"):
         data.load(name)
 
 
@@ -223,5 +297,7 @@ def test_fashion_mnist_m_from_fashion_mnist_files(monkeypatch, tmp_path):
     test = data.load("fashion-mnist-m", "test", root=tmp_path, download=False)
     assert train.images.shape == (6, 3, 32, 32) and len(test) == 4 and train.classes == data.CLASSES
     assert train.labels.tolist() == [0, 1, 2, 3, 4, 5] and "bundled photos" in train.source
+    assert data.describe(train) == (f"Fashion-MNIST-M train: 6 images (3x32x32), garments read from "
+                                    f"{tmp_path / 'FashionMNIST' / 'raw'}, blended into crops of 15 bundled photos")
     assert -1 <= train.images.min() < train.images.max() <= 1
     assert train.images.std(dim=(1, 2, 3)).min() > 0  # a photo behind every (black) garment, not a flat image

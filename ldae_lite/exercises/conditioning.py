@@ -5,14 +5,14 @@ by the null label (index ``num_classes``, a row of its own in the label table). 
 both the conditional and the unconditional model, and our probe uses the null row (``DiT.features``).
 
 ``check_drop_labels`` prints one line (``correct: ...``, ``not solved yet: ...`` or ``not quite: ...``)
-and returns True only when the function is right. It never raises.
+and returns a true Verdict only when the function is right. It never raises.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ._check import _Unsolved
+from ._check import Verdict, _report, _Unsolved
 
 K = 10  # classes
 
@@ -32,7 +32,7 @@ def _run(fn, y, p, seed):
         return None, f"your function raised {type(e).__name__}: {e}"
 
 
-def check_drop_labels(fn) -> bool:
+def check_drop_labels(fn) -> Verdict:
     """fn(y (N,) long, num_classes, p, generator) -> (N,) long: label or num_classes (null) w.p. p."""
     def body():
         n = 20000
@@ -68,14 +68,4 @@ def check_drop_labels(fn) -> bool:
             return "draw the random numbers from the generator argument (torch.rand(..., generator=generator))"
         return None
 
-    try:
-        message = body()
-    except _Unsolved:
-        print(f"not solved yet: {getattr(fn, '__name__', 'the function')} raises NotImplementedError; fill it in "
-              "and run the cell again (the notebook goes on with the package's version)")
-        return False
-    if message is None:
-        print("correct: each label becomes the null label num_classes with probability p, independently")
-        return True
-    print(f"not quite: {message}")
-    return False
+    return _report(fn, body, "each label becomes the null label num_classes with probability p, independently")

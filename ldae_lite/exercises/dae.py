@@ -2,7 +2,7 @@
 
 Each ``check_*`` calls the student's function on small random inputs, compares it with the package's
 own version, prints one line (``correct: ...``, ``not solved yet: ...`` or ``not quite: <what is wrong>``)
-and returns True only when it is right. It never raises, so a notebook runs top to bottom with the
+and returns a true Verdict only when it is right. It never raises, so a notebook runs top to bottom with the
 exercise left open.
 """
 
@@ -15,7 +15,7 @@ import torch
 from ..noise import NoiseSchedule
 from ..objectives import Objective, _residual_weights, residual_weighted_error
 from ..tokenizers import make_tokenizer
-from ._check import _call, _report
+from ._check import Verdict, _call, _report
 
 
 def _close(a, b, tol=1e-5) -> bool:
@@ -39,7 +39,7 @@ def _random_basis(D: int, gen: torch.Generator) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------------
 # notebook 07: the residual weight w_i and the residual-weighted loss of eq. (4)
 # --------------------------------------------------------------------------------------------------
-def check_residual_weights(fn) -> bool:
+def check_residual_weights(fn) -> Verdict:
     """fn(D, d, w) -> (D,) weights: 1 for the first d PCA components, w for the other D - d."""
     def body():
         for D, d, w in ((64, 16, 0.1), (12, 3, 0.5), (5, 5, 0.1)):
@@ -63,7 +63,7 @@ def check_residual_weights(fn) -> bool:
     return _report(fn, body)
 
 
-def check_residual_weighted_error(fn) -> bool:
+def check_residual_weighted_error(fn) -> Verdict:
     """fn(residual (N, L, D), basis (D, D), d, w) -> (N,): eq. (4), averaged over tokens and D per sample."""
     def body():
         gen = torch.Generator().manual_seed(0)
@@ -111,7 +111,7 @@ def check_residual_weighted_error(fn) -> bool:
     return _report(fn, body)
 
 
-def check_loss_weight(fn) -> bool:
+def check_loss_weight(fn) -> Verdict:
     """fn(sigma tensor) -> lambda = 1 / (1 + sigma^2), the weight once input scaling is gone (Sec. 4.3)."""
     def body():
         sigma = torch.linspace(0, math.sqrt(2), 7)
@@ -155,7 +155,7 @@ def _toy_objectives():
     return tok, ldae, scaled
 
 
-def check_noisy_input(fn) -> bool:
+def check_noisy_input(fn) -> Verdict:
     """fn(obj, z0 (N, L, d), t (N,) long, eps (N, L, d)) -> what the network sees: obj.net_input(z_t)."""
     def body():
         tok, ldae, scaled = _toy_objectives()
@@ -196,7 +196,7 @@ def _within(delta, a, b, n, k=2.0, combine=math.hypot, size=abs, per_mean=True):
     return size(delta) <= k * combine(a, b) / (math.sqrt(n) if per_mean else 1.0)
 
 
-def check_within_noise(fn) -> bool:
+def check_within_noise(fn) -> Verdict:
     """fn(delta, std_before, std_after, n) -> True when |delta| <= 2 sqrt((std_before^2 + std_after^2) / n)
     (two standard errors of a difference of two means over n seeds), False when larger, None when a std
     is unknown (one seed)."""

@@ -3,7 +3,7 @@ adaLN-Zero.
 
 Each ``check_*`` runs the student's function on small random inputs, compares it with the package's own
 version, prints one line (``correct: ...``, ``not solved yet: ...`` or ``not quite: <what is wrong>``)
-and returns True only when it is right. It never raises, so the notebook runs top to bottom with the
+and returns a true Verdict only when it is right. It never raises, so the notebook runs top to bottom with the
 exercise left open.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..models import DiTBlock, modulate
-from ._check import _call, _report
+from ._check import Verdict, _call, _report
 
 N, L, W = 3, 5, 8  # batch, tokens, width: all different, so a broadcasting mistake cannot hide
 
@@ -24,7 +24,7 @@ def _close(a, b) -> bool:
 # --------------------------------------------------------------------------------------------------
 # exercise 1: modulate(x, shift, scale)
 # --------------------------------------------------------------------------------------------------
-def check_modulate(fn) -> bool:
+def check_modulate(fn) -> Verdict:
     """fn(x (N, L, W), shift (N, W), scale (N, W)) -> (N, L, W): x * (1 + scale) + shift per sample."""
     def body():
         gen = torch.Generator().manual_seed(0)
@@ -73,7 +73,7 @@ def _non_modulation_params(block: DiTBlock) -> dict:
     return {k: v.detach().clone() for k, v in block.named_parameters() if not k.startswith("adaLN_modulation")}
 
 
-def check_zero_init(fn) -> bool:
+def check_zero_init(fn) -> Verdict:
     """fn(block: DiTBlock) zero-initialises (in place) what makes the block the identity at start:
     the weight and bias of the Linear that regresses (shift, scale, gate) x 2 from c, and nothing else."""
     def body():

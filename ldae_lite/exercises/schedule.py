@@ -2,7 +2,7 @@
 
 Each ``check_*`` calls the student's function on small inputs, compares it with the package's own version
 (:mod:`ldae_lite.noise`), prints one line (``correct: ...``, ``not solved yet: ...`` or
-``not quite: <what is wrong>``) and returns True only when it is right. It never raises, so a notebook
+``not quite: <what is wrong>``) and returns a true Verdict only when it is right. It never raises, so a notebook
 runs top to bottom with the exercise left open.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..noise import NoiseSchedule, gamma2_table
-from ._check import _call, _report
+from ._check import Verdict, _call, _report
 
 
 def _as_tensor(out, shape, what: str):
@@ -32,7 +32,7 @@ def _close(a, b, tol=1e-6) -> bool:
 # --------------------------------------------------------------------------------------------------
 # exercise 1: the linear-gamma^2 schedule
 # --------------------------------------------------------------------------------------------------
-def check_linear_gamma2(fn) -> bool:
+def check_linear_gamma2(fn) -> Verdict:
     """fn(T) -> (T,) gamma_t^2 for t = 0..T-1, decaying linearly with 1 > gamma^2 >= 0 (Sec. 4.1).
 
     Compared with ``noise.gamma2_table('linear_gamma2', T)``, i.e. gamma_t^2 = 1 - (t + 1) / T.
@@ -70,7 +70,7 @@ def check_linear_gamma2(fn) -> bool:
 # --------------------------------------------------------------------------------------------------
 # exercise 2: adding noise, eq. (1)
 # --------------------------------------------------------------------------------------------------
-def check_add_noise(fn) -> bool:
+def check_add_noise(fn) -> Verdict:
     """fn(z0 (N, L, d), t (N,) long, eps (N, L, d), gamma2 (T,)) -> z_t = gamma_t z0 + sigma_t eps (eq. 1),
     gamma_t = sqrt(gamma2[t]), sigma_t = sqrt(1 - gamma2[t]); t indexes per sample and broadcasts."""
     gen = torch.Generator().manual_seed(0)

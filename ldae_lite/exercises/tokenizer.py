@@ -2,7 +2,7 @@
 noise through the inverse PCA, Sec. 4.3 and Fig. 7).
 
 Same conventions as :mod:`ldae_lite.exercises.schedule`: one printed line (``correct``, ``not solved
-yet`` or ``not quite: <what is wrong>``), True only when right, never raises.
+yet`` or ``not quite: <what is wrong>``), a true Verdict only when right, never raises.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import torch
 
 from ..patches import patchify, unpatchify
 from ..tokenizers import PatchPCA
+from ._check import Verdict
 from .schedule import _as_tensor, _call, _close, _report
 
 
@@ -40,7 +41,7 @@ def _same_up_to_sign(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-3) -> boo
 # --------------------------------------------------------------------------------------------------
 # notebook 05: PCA basis by eigendecomposition of the patch covariance
 # --------------------------------------------------------------------------------------------------
-def check_pca_basis(fn, patches: torch.Tensor | None = None, patch_size: int = 3) -> bool:
+def check_pca_basis(fn, patches: torch.Tensor | None = None, patch_size: int = 3) -> Verdict:
     """fn(patches (N, D)) -> V (D, D): rows are the principal components, by decreasing variance.
 
     Checked on synthetic patches with a known, well-separated spectrum (or on ``patches`` of
@@ -81,7 +82,7 @@ def check_pca_basis(fn, patches: torch.Tensor | None = None, patch_size: int = 3
 # --------------------------------------------------------------------------------------------------
 # notebook 06: noise added in the PCA latent and mapped back through the inverse PCA
 # --------------------------------------------------------------------------------------------------
-def check_latent_noise(fn) -> bool:
+def check_latent_noise(fn) -> Verdict:
     """fn(x (L, D), V (d, D), mean (D,), sigma, eps (L, d)) -> x_t (L, D) = V^T (V (x - mean) + sigma eps) + mean.
 
     The paper's Sec. 4.3 input x_t = V^T (V x_0 + sigma eps) with an orthonormal V (no whitening, no latent

@@ -3,7 +3,7 @@ losses of the adversarial term.
 
 Each ``check_*`` calls the student's function on small random inputs, compares it with the package's
 own version, prints one line (``correct: ...``, ``not solved yet: ...`` or ``not quite: <what is wrong>``)
-and returns True only when it is right. It never raises.
+and returns a true Verdict only when it is right. It never raises.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..tokenizers import gaussian_kl
-from ._check import _call, _report
+from ._check import Verdict, _call, _report
 
 
 def _scalar(out, what):
@@ -28,7 +28,7 @@ def _near(a, b) -> bool:
 # --------------------------------------------------------------------------------------------------
 # exercise 1: KL[N(mean, exp(logvar)) || N(0, I)], averaged over elements
 # --------------------------------------------------------------------------------------------------
-def check_kl(fn) -> bool:
+def check_kl(fn) -> Verdict:
     """fn(mean, logvar) -> scalar: 0.5 * (mean^2 + exp(logvar) - 1 - logvar), averaged over all elements."""
     def body():
         gen = torch.Generator().manual_seed(0)
@@ -77,7 +77,7 @@ def hinge_reference(logits_real: torch.Tensor, logits_fake: torch.Tensor):
     return d_loss, -logits_fake.mean()
 
 
-def check_hinge(fn) -> bool:
+def check_hinge(fn) -> Verdict:
     """fn(logits_real, logits_fake) -> (d_loss, g_loss), both scalars."""
     def body():
         gen = torch.Generator().manual_seed(0)
