@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                 repeats=args.repeats, command=" ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
                 created=time.strftime("%Y-%m-%d %H:%M:%S %z"))
     out = Path(args.out) if args.out else RESULTS / f"throughput_{device.type}.json"
-    from ldae_lite.experiment import write_json  # atomic: tmp file + os.replace
+    from ldae_lite.cache import write_json  # atomic: tmp file + os.replace
 
     write_json(out, dict(meta=meta, rows=rows, markdown=table))
     print(f"written: {out}")

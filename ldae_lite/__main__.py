@@ -5,11 +5,28 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 from . import budgets, data, recipes
 
+REQUIRED_DATASETS = ("fashion-mnist", "fashion-mnist-m")  # `data` fails without these; the others are optional
+
 
 def main(argv=None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "data":
+        return _data()
+    args.budget = budgets.get_budget(args.budget)
+    args.dataset = data.dataset_name(args.dataset)  # None: $LDAE_DATASET or the default
+    if args.train_steps is not None:
+        if args.train_steps < 1:
+            parser.error(f"--train-steps {args.train_steps}: must be >= 1")
+        args.budget = dataclasses.replace(args.budget, steps=args.train_steps)
+    return {"pixels": _pixels, "run": _run, "trajectory": _trajectory}[args.command](args)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ldae_lite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -39,42 +56,36 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("pixels", help="linear probe and kNN on raw pixels")
     common(p)
+    return parser
 
-    args = parser.parse_args(argv)
-    if args.command != "data":
-        args.budget = budgets.get_budget(args.budget)
-        args.dataset = data.dataset_name(args.dataset)  # None: $LDAE_DATASET or the default
-        if args.train_steps is not None:
-            if args.train_steps < 1:
-                parser.error(f"--train-steps {args.train_steps}: must be >= 1")
-            args.budget = dataclasses.replace(args.budget, steps=args.train_steps)
-    if args.command == "data":
-        return _data()
-    if args.command == "pixels":
-        from .probe import raw_pixel_baseline
 
-        b = budgets.get_budget(args.budget)
-        r = raw_pixel_baseline(args.dataset, probe_train=b.probe_train, probe_test=b.probe_test, epochs=b.probe_epochs)
-        print(f"raw pixels on {args.dataset} ({r.n_train}/{r.n_test} images): linear probe {r.linear.accuracy:.2f}%, "
-              f"kNN {r.knn:.2f}%, {r.seconds:.0f} s")
-        return 0
-    if args.command == "run":
-        from .experiment import run
+def _pixels(args) -> int:
+    from .probe import raw_pixel_baseline
 
-        step = recipes.get_step(args.step)
-        r = run(step.recipe, args.budget, args.dataset, args.seed, generate=step.generative)
-        print(f"{step.key}: linear probe {r.probe_accuracy:.2f}% (paper {step.paper_accuracy}), "
-              f"kNN {r.knn_accuracy:.2f}%, {r.train_seconds:.0f} s training at {r.images_per_s:.0f} img/s")
-        return 0
-    # trajectory
-    from pathlib import Path
+    b = args.budget
+    r = raw_pixel_baseline(args.dataset, probe_train=b.probe_train, probe_test=b.probe_test, epochs=b.probe_epochs)
+    print(f"raw pixels on {args.dataset} ({r.n_train}/{r.n_test} images): linear probe {r.linear.accuracy:.2f}%, "
+          f"kNN {r.knn:.2f}%, {r.seconds:.0f} s")
+    return 0
 
-    from . import report
-    from .experiment import runs_dir
+
+def _run(args) -> int:
+    from .experiment import run
+
+    step = recipes.get_step(args.step)
+    r = run(step.recipe, args.budget, args.dataset, args.seed, generate=step.generative)
+    print(f"{step.key}: linear probe {r.probe_accuracy:.2f}% (paper {step.paper_accuracy}), "
+          f"kNN {r.knn_accuracy:.2f}%, {r.train_seconds:.0f} s training at {r.images_per_s:.0f} img/s")
+    return 0
+
+
+def _trajectory(args) -> int:
+    from . import report, trajectory
+    from .cache import runs_dir
 
     steps = recipes.TRAJECTORY if args.steps is None else tuple(recipes.get_step(k) for k in args.steps)
-    rep = report.trajectory(args.budget, args.dataset, tuple(args.seeds), steps, generate=not args.no_generate,
-                            workers=args.workers)
+    rep = trajectory.run(args.budget, args.dataset, tuple(args.seeds), steps, generate=not args.no_generate,
+                         workers=args.workers)
     print()
     print(report.to_markdown(rep))
     paths = report.save(rep, Path(args.out) if args.out else runs_dir() / "trajectory")
@@ -83,21 +94,16 @@ def main(argv=None) -> int:
 
 
 def _data() -> int:
-    from . import data
-
     ok = True
-    for name in ("fashion-mnist", "fashion-mnist-m", "digits"):
+    for name in data.DATASETS:
         try:
             ds = data.load(name, "train")
             print(f"  {name}: {len(ds.labels)} training images ({ds.source})")
         except (FileNotFoundError, RuntimeError) as e:
-            ok = not name.startswith("fashion-mnist") and ok
-            print(f"  {name}: not available -- {e}")
-    try:
-        ds = data.load("cifar10", "train")
-        print(f"  cifar10: {len(ds.labels)} training images ({ds.source})")
-    except (FileNotFoundError, RuntimeError) as e:
-        print(f"  cifar10: not available (optional) -- {str(e).splitlines()[0]}")
+            required = name in REQUIRED_DATASETS
+            ok = ok and not required
+            print(f"  {name}: not available -- {e}" if required else
+                  f"  {name}: not available (optional) -- {str(e).splitlines()[0]}")
     return 0 if ok else 1
 
 

@@ -27,18 +27,19 @@ class Budget:
 
     name: str = "lecture"
     # Denoiser (DiT/ViT). The paper uses DiT-L (width 1024, 24 blocks, 16 heads); the lecture size is a
-    # ViT-Tiny-like 192 x 6 (2.7M parameters, ~300 img/s bf16 training on 2 CPU cores at 64 tokens).
+    # ViT-Tiny-like 192 x 6 (2.7M parameters); results/lecture/trajectory_*.json record its training speed
+    # (images_per_s) on the reference machine.
     width: int = 192
     depth: int = 6  # total blocks; the encoder is the first depth // 2 (the paper's symmetric 12/12 split)
     heads: int = 3  # head dim 64, as in ViT/DiT
     mlp_ratio: float = 4.0  # ViT standard
     # Denoiser optimisation. The paper: batch 2048, blr 1e-4 (lr 8e-4), 400 epochs, no weight decay.
     # At small batch and few steps a higher lr converges faster; 1e-3 was stable at width 192.
-    steps: int = 300  # ~1.3 epochs of Fashion-MNIST at batch 256: ~80 s per step on 2 cores
+    steps: int = 300  # ~1.3 epochs of Fashion-MNIST at batch 256 (train_seconds: the trajectory reports)
     batch_size: int = 256
     lr: float = 1e-3
     warmup_frac: float = 0.05  # linear warmup over 5% of steps, then half-cycle cosine (paper: 100 of 400 ep)
-    weight_decay: float = 0.0  # the paper uses none (PAPER.md §4, pre-training hyper-parameters)
+    weight_decay: float = 0.0  # the paper uses none (docs/paper.md §4, pre-training hyper-parameters)
     # Tokenizers that need gradient training (conv VAE, patch VAE/AE; PCA needs none).
     tokenizer_steps: int = 300
     tokenizer_batch: int = 128
@@ -46,14 +47,15 @@ class Budget:
     cnn_steps: int = 300
     # Data. None = the whole training split.
     train_subset: int | None = None
-    # Linear / kNN probe. None = the whole split. 90 epochs, as MAE's probe that the paper follows: on
-    # the lecture l-DAE it added 0.5 points over 30 epochs (raw pixels: -0.06), for ~15 s more per probe.
+    # Linear / kNN probe. None = the whole split. 90 epochs, as MAE's probe that the paper follows;
+    # results/lecture/levers.md, group 'probe', compares it with 30 on raw pixels and on l-DAE.
     # The probe fields are not part of a run's key: changing them probes cached runs again, no retraining.
     probe_train: int | None = None
     probe_test: int | None = None
     probe_epochs: int = 90
     # Generation (only for the Frechet-distance column of the five generative steps). 25 DDIM steps x
-    # 1000 samples costs about as much as 100 training steps; enough to rank the steps, not a real FID.
+    # 1000 samples are 25k forward passes, the images of about 100 training steps; enough to rank the
+    # steps, not a real FID.
     sample_steps: int = 25
     fid_samples: int = 1000
 

@@ -21,20 +21,21 @@ import signal
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import torch
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """`torch.save(obj)` to `path` atomically (tmp file in the same folder, fsync, os.replace)."""
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
+    """Fill `path` atomically: `write(f)` writes into a binary tmp file in the same folder, which is
+    fsynced and renamed over `path` (os.replace). Checkpoints, run results and reports go through here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same folder as the target: os.replace is only atomic within one file system.
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
         os.replace(tmp, path)
@@ -43,6 +44,11 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
             tmp.unlink()
     _fsync_dir(path.parent)
     return path
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """`torch.save(obj)` to `path` atomically (:func:`atomic_write`)."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -3,7 +3,7 @@
 Chen, Liu, Xie, He, "Deconstructing Denoising Diffusion Models for Self-Supervised Learning",
 arXiv 2401.14404 (v1). All accuracies are ImageNet-1k linear-probe top-1 in % (DiT-L / ViT-1/2L encoder,
 400 epochs, 256x256) unless a name says otherwise. Where the extracted text is ambiguous the comment
-says so; see PAPER.md for the full digest.
+says so; docs/paper.md is the full digest.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ FIXED_T: dict[str, dict[int, float]] = {
 ENCODER_DEPTH: dict[int, float] = {9: 58.5, 10: 62.0, 11: 64.1, 12: 64.5, 13: 63.6, 14: 61.9, 15: 59.7}
 
 # §4.3: one fixed noise level instead of sigma ~ U[0, sqrt 2]. The text's "( 1/3)" most likely lost a
-# radical in extraction: sigma = sqrt(1/3) ~ 0.577 (see PAPER.md §3.7).
+# radical in extraction: sigma = sqrt(1/3) ~ 0.577 (docs/paper.md §3.7).
 SINGLE_NOISE: dict[str, float] = {"multi": 64.5, "single": 61.5}
 SINGLE_NOISE_SIGMA: float = math.sqrt(1.0 / 3.0)
 

@@ -5,12 +5,12 @@ sets our bar beside the paper's bar of the same step, where a shorter bar would 
 What does compare is how each step moves the linear probe:
 
 * :func:`plot_changes`: per step, our change from the previous step (mean over seeds, with the report's
-  noise bar, :func:`ldae_lite.report.noise_bar`) beside the paper's change, on one shared axis;
+  noise bar, :func:`ldae_lite.stats.noise_bar`) beside the paper's change, on one shared axis;
 * :func:`plot_relative`: Fig. 6 as a line, each series relative to its own first step, so both start at 0
   and the shapes compare;
 * :func:`plot_trajectory`: the two side by side (the notebooks' chart and the report's PNG).
 
-``ours`` is a trajectory report (the dict of :func:`ldae_lite.report.trajectory`) or {step key: one
+``ours`` is a trajectory report (the dict of :func:`ldae_lite.trajectory.run`) or {step key: one
 seed's accuracy, a list of per-seed accuracies, or a :class:`SeedMean`}. :func:`step_changes` and
 :func:`relative_to_first` return what the charts draw, as data.
 """
@@ -27,7 +27,7 @@ import torch
 from matplotlib.transforms import ScaledTranslation
 
 from .paper import TRAJECTORY, PaperStep
-from .report import mean_std, noise_bar
+from .stats import mean_std, noise_bar
 
 PAPER_COLOR = "tab:blue"
 OURS_COLOR = "tab:orange"
@@ -112,7 +112,7 @@ def step_changes(paper_steps: Sequence[PaperStep], ours=None) -> list[dict]:
     One dict per step: key, label, legitimate, since (the number in Fig. 6 of the step before it in the
     list), paper (the paper's change, points), ours (the change of our mean; None when ours lacks this
     step or the one before: a missing step is no bar, never a change over two steps), noise (two standard
-    errors of our change, :func:`ldae_lite.report.noise_bar`; None with one seed).
+    errors of our change, :func:`ldae_lite.stats.noise_bar`; None with one seed).
     """
     steps = _steps(paper_steps)
     mine = ours_by_step(ours, [s.key for s in steps])

@@ -16,6 +16,7 @@ from . import paper
 
 TOKENIZERS = ("vqgan", "conv_vae_adv", "conv_vae", "patch_vae", "patch_ae", "patch_pca", "pixel")
 CONV_TOKENIZERS = ("vqgan", "conv_vae_adv", "conv_vae")
+FITTED_WITHOUT_GRADIENT = ("patch_pca", "pixel")  # an eigendecomposition, or nothing to fit
 SCHEDULES = ("ddpm_linear_beta", "linear_gamma2", "linear_sigma")
 TARGETS = ("eps", "x0", "image")
 SPACES = ("latent", "image")
@@ -30,7 +31,9 @@ class Recipe:
     class_cond: bool = True  # DiT is class-conditional; Sec. 4.1 removes it
     tokenizer: str = "vqgan"  # conv VAE + perceptual + adversarial losses, as DiT's tokenizer
     latent_dim: int | None = 16  # d per token; conv VAE: 4 x channels (DiT patch 2). None = patch dim D
-    pca_whiten: bool = True  # PCA latents scaled to unit variance before noise (PAPER.md 8.1; +0.5 measured)
+    # PCA latents scaled to unit variance before noise (docs/paper.md §8.1); results/lecture/levers.md,
+    # group 'whitening', compares them with the paper's orthonormal V
+    pca_whiten: bool = True
     schedule: str = "ddpm_linear_beta"
     input_scaling: bool = True  # z_t = gamma_t z_0 + sigma_t eps; False: z_t = z_0 + sigma_t eps
     target: str = "eps"  # eps (DDM) -> x0 (clean latent) -> image (original image, l-DAE)

@@ -1,241 +1,90 @@
-"""The trajectory as a table: every step run over seeds, ours beside the paper's, written as JSON,
-Markdown and a Fig. 6-style chart."""
+"""The trajectory report (:mod:`ldae_lite.trajectory` makes it) as tables and files, and found again:
+Markdown for the file and for a notebook, JSON + Markdown + a Fig. 6-style chart on disk, the reports
+shipped in ``results/`` or written to ``runs/trajectory``, and one paragraph saying where a report came from.
+"""
 
 from __future__ import annotations
 
-import math
-import multiprocessing
-import platform
-import statistics
-import sys
-import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-import torch
-from tqdm.auto import tqdm
-
 from . import budgets as budgets_mod
-from . import device as device_mod
-from .experiment import (
-    get_cnn,
-    get_tokenizer,
-    git_commit,
-    is_done,
-    pixel_baseline,
-    run,
-    tokenizer_key,
-    trains_tokenizer,
-    write_json,
-)
-from .recipes import TRAJECTORY, Step
+from .cache import RESULTS_DIR, read_json, runs_dir, write_json, write_text
+from .recipes import TRAJECTORY
+from .tables import fmt, fmt_mean_std, markdown_table
+
+BUDGET_ORDER = ("full", "lecture", "smoke")  # the order reports are read in: the most trained first
+_YES_NO = {True: "yes", False: "no"}
 
 
-def mean_std(values):
-    """(mean, sample std) of the values that are not None; std None for one value, both None for none."""
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
-
-
-def trajectory(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: tuple[Step, ...] = TRAJECTORY,
-               generate: bool = True, progress: bool = True, workers: int | None = None) -> dict:
-    """Run every step at every seed (cached runs are reused) and summarise them against the paper.
-
-    workers: how many runs train at the same time, each in its own process (None: :func:`default_workers`).
-    With more than one, the tokenizers the runs share and the runs themselves are spread over the
-    processes (see :func:`_run_in_parallel`); the numbers are the same as one run after another (same
-    parameters to the bit: a test checks it), only the wall time changes.
-    """
-    budget = budgets_mod.get_budget(budget)
-    device = device_mod.get_device()
-    start = time.perf_counter()
-    jobs = [(step, s) for step in steps for s in seeds]
-    todo = [(step, s) for step, s in jobs if not is_done(step.recipe, budget, dataset, s, generate and step.generative)]
-    workers = default_workers(device) if workers is None else workers
-    if workers < 1:
-        raise ValueError(f"workers={workers} must be >= 1 (or None for the default)")
-    if workers > 1 and len(todo) > 1:
-        done, raw = _run_in_parallel(todo, budget, dataset, generate, workers, device, progress)
-    else:
-        done, raw = {}, pixel_baseline(dataset, budget, progress=progress)
-    rows, previous = [], None
-    for i, step in enumerate(steps):
-        print(f"\n=== step {i + 1}/{len(steps)}: {step.label} ({step.key}) ===")
-        results = [done.get((step.key, s)) or run(step.recipe, budget, dataset, s,
-                                                  generate=generate and step.generative, progress=progress)
-                   for s in seeds]
-        mean, std = mean_std([r.probe_accuracy for r in results])
-        knn, _ = mean_std([r.knn_accuracy for r in results])
-        fd, _ = mean_std([r.frechet for r in results])
-        row = dict(key=step.key, label=step.label, legitimate=step.legitimate, paper=step.paper_accuracy,
-                   paper_fid=step.paper_fid, accuracies=[r.probe_accuracy for r in results], mean=mean, std=std,
-                   knn=knn, frechet=fd, train_seconds=sum(r.train_seconds for r in results),
-                   images_per_s=statistics.fmean(r.images_per_s for r in results),
-                   cached=all(r.cached for r in results))
-        if previous is not None:
-            row["delta"] = mean - previous["mean"]
-            row["paper_delta"] = step.paper_accuracy - previous["paper"]
-            # the paper's change has no sign when it is 0.0 (Tab. 3 row 11): nothing to agree with
-            row["same_sign"] = None if row["paper_delta"] == 0 else row["delta"] * row["paper_delta"] > 0
-            noise = noise_bar(previous["std"], std, len(seeds))
-            row["within_noise"] = None if noise is None else abs(row["delta"]) <= noise
-        rows.append(row)
-        previous = row
-        print(f"--> {step.key}: ours {_fmt(mean, std)}  paper {step.paper_accuracy:.1f}")
-    return dict(
-        meta=dict(budget=budget.name, overrides=budgets_mod.overrides(budget), label=budgets_mod.label(budget),
-                  file_stem=f"trajectory_{dataset}_{budgets_mod.slug(budget)}", dataset=dataset,
-                  seeds=list(seeds), device=device_mod.describe(device),
-                  workers=workers, runs_trained=len(todo),
-                  torch=torch.__version__, python=platform.python_version(), commit=git_commit(),
-                  created=time.strftime("%Y-%m-%d %H:%M:%S"), wall_seconds=time.perf_counter() - start,
-                  command="python -m ldae_lite " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("__main__.py")
-                  else ""),
-        raw_pixels=dict(linear=raw["linear"], knn=raw["knn"]),
-        steps=rows,
-    )
-
-
-def default_workers(device) -> int:
-    """Runs at a time: 2 on a CPU with at least 2 threads, else 1.
-
-    A width-192 DiT at 16 tokens is too small to keep two cores busy: on the 2-core reference machine
-    two one-thread processes trained 10-20% more images per second in all than one process on both
-    cores (about 850 against 560-770 img/s over whole lecture trajectories). A GPU runs one run at a time."""
-    return 2 if torch.device(device).type == "cpu" and torch.get_num_threads() >= 2 else 1
-
-
-def _run_in_parallel(todo, budget, dataset: str, generate: bool, workers: int, device, progress: bool):
-    """Train and probe ``todo`` [(step, seed)] in ``workers`` processes, every core busy until the end.
-
-    Every piece of work is a job for the pool, started as soon as a process is free and what it needs is
-    ready, in this order:
-      1. the label-trained CNN and each tokenizer trained by gradient, once (the runs share them). They are
-         fitted on experiment.FIT_THREADS threads wherever they are fitted, so a worker fits the same bits
-         as a notebook does;
-      2. the runs, in trajectory order: a run waits for its tokenizer (and, when it samples, for the CNN),
-         so the PCA steps fill the time while the tokenizers are fitted;
-      3. the raw-pixel probe, last, in the time when the other process finishes the last run.
-    The PCA tokenizers take seconds: this process fits them first.
-    Returns ({(step key, seed): Result}, the raw-pixel baseline)."""
-    threads = max(1, torch.get_num_threads() // workers)
-    jobs = {}  # name -> (function, args, kwargs, names of the jobs it waits for)
-    if generate and any(step.generative for step, _ in todo):
-        jobs["cnn"] = (_timed, (get_cnn, budget, dataset, device), dict(progress=False), ())
-    for step, s in todo:
-        k = tokenizer_key(step.recipe, budget, dataset, s)
-        if not trains_tokenizer(step.recipe):
-            get_tokenizer(step.recipe, budget, dataset, s, device, progress=False)  # PCA: seconds, here
-        elif k not in jobs:
-            jobs[k] = (_timed, (get_tokenizer, step.recipe, budget, dataset, s, device), dict(progress=False),
-                       ("cnn",) if step.recipe.tokenizer == "vqgan" else ())
-    for step, s in todo:
-        sample = generate and step.generative
-        needs = (() if not trains_tokenizer(step.recipe) else (tokenizer_key(step.recipe, budget, dataset, s),))
-        jobs[(step.key, s)] = (run, (step.recipe, budget, dataset, s), dict(generate=sample, progress=False),
-                               needs + (("cnn",) if sample else ()))
-    jobs["raw"] = (pixel_baseline, (dataset, budget), dict(progress=False), ())  # started last: see ready()
-    print(f"\n{len(todo)} runs and {len(jobs) - len(todo) - 1} shared tokenizer(s)/CNN, {workers} jobs at a time "
-          f"({threads} thread(s) each)")
-
-    results, pending, running = {}, list(jobs), {}
-
-    def ready(name) -> bool:
-        if name == "raw":  # once every other job has started: it runs beside the last run, not after it
-            return pending == ["raw"]
-        return all(need in results for need in jobs[name][3])
-
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe with torch's thread pools
-    bar = tqdm(total=len(jobs), desc="jobs", disable=not progress)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
-                             initargs=(threads,)) as pool:
-        while pending or running:
-            for name in [n for n in pending if ready(n)]:
-                if len(running) >= workers:
-                    break
-                fn, args, kwargs, _ = jobs[name]
-                running[pool.submit(fn, *args, **kwargs)] = name
-                pending.remove(name)
-            if not running:
-                raise RuntimeError(f"jobs {pending} wait for jobs that never run")  # a bug, not bad input
-            for future in wait(running, return_when=FIRST_COMPLETED).done:
-                name = running.pop(future)
-                r = results[name] = future.result()
-                bar.update()
-                if isinstance(name, tuple):
-                    tqdm.write(f"  trained {name[0]} seed {name[1]}: probe {r.probe_accuracy:.2f}% "
-                               f"({r.train_seconds:.0f} s at {r.images_per_s:.0f} img/s)")
-                elif name != "raw":
-                    tqdm.write(f"  fitted {name} ({r:.0f} s)")
-    bar.close()
-    return {name: r for name, r in results.items() if isinstance(name, tuple)}, results["raw"]
-
-
-def _timed(fn, *args, **kwargs) -> float:
-    """A pool job that only leaves files behind (the CNN, a tokenizer): run it, return its seconds, not
-    its result (a model need not travel back between processes)."""
-    start = time.perf_counter()
-    fn(*args, **kwargs)
-    return time.perf_counter() - start
-
-
-def noise_bar(std_a, std_b, n: int):
-    """Two standard errors of a difference of two means over n seeds each: a delta smaller than this is
-    within noise. std_a, std_b: the seeds' sample standard deviations."""
-    if std_a is None or std_b is None:
-        return None
-    return 2.0 * math.sqrt((std_a**2 + std_b**2) / n)
-
-
-def change_summary(before: list[float], after: list[float]) -> str:
-    """The change from one step's probes to the next's over the same seeds: mean ± std of the per-seed
-    differences, both steps' mean ± std, and whether it is within noise (:func:`noise_bar`, the trajectory
-    report's test: two standard errors of the difference of the means)."""
-    (d, d_std), (a, a_std), (b, b_std) = (mean_std(v) for v in
-                                          ([y - x for x, y in zip(before, after)], before, after))
-    if len(before) == 1:
-        return f"{d:+.2f} (one seed: {a:.2f} -> {b:.2f})"
-    bar = noise_bar(a_std, b_std, len(before))
-    return (f"{d:+.2f} ± {d_std:.2f} ({len(before)} seeds: {a:.2f} ± {a_std:.2f} -> {b:.2f} ± {b_std:.2f}); "
-            f"{'within' if abs(d) <= bar else 'beyond'} noise (two standard errors: {bar:.2f})")
-
-
-def _fmt(mean, std) -> str:
-    if mean is None:
-        return "-"
-    return f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "")
-
-
-def _signed(x) -> str:
-    return "" if x is None else f"{x:+.2f}"
-
-
+# --------------------------------------------------------------------------------------------------
+# a report as Markdown
+# --------------------------------------------------------------------------------------------------
 def to_markdown(report: dict) -> str:
+    """The report's Markdown file: provenance, the raw-pixel baseline, then one row per step."""
     m = report["meta"]
-    lines = [
-        f"Budget `{m.get('label', m['budget'])}`, dataset `{m['dataset']}`, seeds {m['seeds']}, {m['device']}, "
-        f"torch {m['torch']}, commit `{m['commit']}`, {m['created']}, wall time {m['wall_seconds'] / 60:.1f} min.",
-        "",
-        f"Raw-pixel baseline: linear probe {report['raw_pixels']['linear']:.2f}%, "
-        f"kNN {report['raw_pixels']['knn']:.2f}%. Final step minus raw pixels: "
-        f"{_signed(report['steps'][-1]['mean'] - report['raw_pixels']['linear'])} points.",
-        "",
-        "| # | step | ours (linear probe %) | Δ ours | paper | Δ paper | same sign | within noise | kNN | FD |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    raw = report["raw_pixels"]
+    head = (f"Budget `{m.get('label', m['budget'])}`, dataset `{m['dataset']}`, seeds {m['seeds']}, {m['device']}, "
+            f"torch {m['torch']}, commit `{m['commit']}`, {m['created']}, wall time {m['wall_seconds'] / 60:.1f} min.\n"
+            f"\nRaw-pixel baseline: linear probe {raw['linear']:.2f}%, kNN {raw['knn']:.2f}%. Final step minus raw "
+            f"pixels: {fmt(report['steps'][-1]['mean'] - raw['linear'], 2, signed=True, empty='')} points.\n\n")
+    rows = []
     for i, r in enumerate(report["steps"], 1):
-        label = r["label"] + ("" if r["legitimate"] else " (uses labels)")
-        sign = {True: "yes", False: "no"}.get(r.get("same_sign"), "")
-        noise = {True: "yes", False: "no"}.get(r.get("within_noise"), "n/a" if i > 1 else "")
-        fd = "" if r["frechet"] is None else f"{r['frechet']:.1f}"
-        lines.append(f"| {i} | {label} | {_fmt(r['mean'], r['std'])} | {_signed(r.get('delta'))} | "
-                     f"{r['paper']:.1f} | {_signed(r.get('paper_delta'))} | {sign} | {noise} | "
-                     f"{r['knn']:.2f} | {fd} |")
-    return "\n".join(lines) + "\n"
+        rows.append([i, _step_label(r), fmt_mean_std(r["mean"], r["std"]),
+                     fmt(r.get("delta"), 2, signed=True, empty=""), f"{r['paper']:.1f}",
+                     fmt(r.get("paper_delta"), 2, signed=True, empty=""), _YES_NO.get(r.get("same_sign"), ""),
+                     _YES_NO.get(r.get("within_noise"), "n/a" if i > 1 else ""), f"{r['knn']:.2f}",
+                     fmt(r["frechet"], 1, empty="")])
+    return head + markdown_table(["#", "step", "ours (linear probe %)", "Δ ours", "paper", "Δ paper", "same sign",
+                                  "within noise", "kNN", "FD"], rows)
 
 
+def trajectory_markdown(report: dict) -> str:
+    """The notebook's table of a report: ours (mean ± std over seeds) and the paper's, each change and whether
+    its sign agrees, with the training time and seeds of each number, and whether the report trained the
+    run or reused a cached one. Δ is to the previous row shown."""
+    seeds = report["meta"]["seeds"]
+    rows = []
+    for i, r in enumerate(report["steps"], 1):
+        sign = {True: "yes", False: "**no**", None: "(paper: 0)"}[r["same_sign"]] if "same_sign" in r else ""
+        rows.append([i, _step_label(r), fmt_mean_std(r["mean"], r.get("std")),
+                     fmt(r.get("delta"), 2, signed=True, empty=""), f"{r['paper']:.1f}",
+                     fmt(r.get("paper_delta"), 1, signed=True, empty=""), sign, _YES_NO.get(r.get("within_noise"), ""),
+                     f"{r.get('train_seconds') or 0:.0f}", len(r.get("accuracies", seeds)),
+                     "reused" if r.get("cached") else "trained"])
+    return markdown_table(["#", "step", "ours %", "Δ ours", "paper %", "Δ paper", "same sign", "within noise",
+                           "train s", "seeds", "run (when the report was made)"], rows)
+
+
+def _step_label(row: dict) -> str:
+    return row["label"] + ("" if row["legitimate"] else " (uses labels)")
+
+
+def describe_report(report: dict, source=None) -> str:
+    """One paragraph of provenance: budget, seeds, hardware, wall and training time, commit, where from."""
+    m = report["meta"]
+    train_min = sum(r.get("train_seconds") or 0.0 for r in report["steps"]) / 60
+    text = (f"budget `{m.get('label', m['budget'])}`, dataset `{m['dataset']}`, seeds {m['seeds']}, on {m['device']} "
+            f"(torch {m.get('torch', '?')}); {len(report['steps'])} steps, training time {train_min:.1f} min "
+            f"summed over steps and seeds, report built in {m['wall_seconds'] / 60:.1f} min; "
+            f"commit `{m.get('commit') or '?'}`, {m.get('created', '')}")
+    if m.get("command"):
+        text += f"; command `{m['command']}`"
+    if source is not None:
+        text += f"; read from `{source}`"
+    return text + "."
+
+
+def report_training(report: dict) -> str:
+    """How long a report's runs trained: "300 steps" (its budget's, or the ``--train-steps`` override)."""
+    m = report["meta"]
+    preset = budgets_mod.BUDGETS.get(m["budget"])
+    steps = (m.get("overrides") or {}).get("steps") or (preset.steps if preset else None)
+    return f"budget {m['budget']}" if steps is None else f"{steps} steps"
+
+
+# --------------------------------------------------------------------------------------------------
+# files: written, found, chosen
+# --------------------------------------------------------------------------------------------------
 def save(report: dict, out_dir) -> dict[str, Path]:
     """Write the report as JSON, Markdown and a PNG chart into ``out_dir``, named
     ``trajectory_<dataset>_<budget>`` (with the budget's overrides: ``..._lecture_steps1200``)."""
@@ -252,11 +101,46 @@ def save(report: dict, out_dir) -> dict[str, Path]:
     stem = report["meta"].get("file_stem") or f"trajectory_{report['meta']['dataset']}_{report['meta']['budget']}"
     paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md", "png": out / f"{stem}.png"}
     write_json(paths["json"], report)
-    tmp = paths["md"].with_suffix(".md.tmp")
-    tmp.write_text(to_markdown(report))
-    tmp.replace(paths["md"])
+    write_text(paths["md"], to_markdown(report))
     ours = report  # plots reads each step's per-seed accuracies (and the dataset, for the legend) from it
     ax = plot_trajectory(PAPER_STEPS, ours=ours)
     ax.figure.savefig(paths["png"], dpi=120, bbox_inches="tight")
     plt.close(ax.figure)
     return paths
+
+
+def find_reports(dataset: str = "fashion-mnist", folders=None) -> list[tuple[Path, dict]]:
+    """Trajectory reports (``python -m ldae_lite trajectory --out ...``) found for ``dataset``.
+
+    folders: where to look, recursively; default the repository's ``results/`` (reference results shipped
+    with it) and ``runs/trajectory`` (what ``make trajectory`` wrote here). Sorted full, lecture, smoke;
+    within a budget, the preset itself before a report whose budget overrides a field (``--train-steps``).
+    """
+    folders = [RESULTS_DIR, runs_dir() / "trajectory"] if folders is None else folders
+    found = []
+    for folder in map(Path, folders):
+        for path in sorted(folder.rglob(f"trajectory_{dataset}_*.json")) if folder.is_dir() else []:
+            rep = read_json(path)
+            if isinstance(rep, dict) and {"meta", "steps", "raw_pixels"} <= rep.keys():
+                found.append((path, rep))
+    rank = {b: i for i, b in enumerate(BUDGET_ORDER)}
+    return sorted(found, key=lambda pr: (rank.get(pr[1]["meta"].get("budget"), len(rank)),
+                                         bool(pr[1]["meta"].get("overrides"))))
+
+
+def best_report(candidates):
+    """The (source, report) to read: complete reports (all 13 steps) before partial ones, then the larger
+    budget (full, lecture, smoke), then a preset before an overridden budget (``--train-steps``), then the
+    earlier candidate. candidates: iterable of (source, report)."""
+    candidates = list(candidates)
+    if not candidates:
+        raise ValueError("no report to choose from")
+    rank = {b: i for i, b in enumerate(BUDGET_ORDER)}
+
+    def order(i_pair):
+        i, (_, rep) = i_pair
+        complete = {r["key"] for r in rep["steps"]} >= {s.key for s in TRAJECTORY}
+        overridden = bool(rep["meta"].get("overrides"))
+        return (not complete, rank.get(rep["meta"].get("budget"), len(rank)), overridden, i)
+
+    return min(enumerate(candidates), key=order)[1]

@@ -110,7 +110,7 @@ timeout 60 "$PY" - <<'PY' 2>&1 | tee -a "$LOG"
 import glob, json, os
 from pathlib import Path
 
-from ldae_lite.experiment import write_json
+from ldae_lite.cache import write_json
 from ldae_lite.models import DiT
 from ldae_lite import budgets
 

@@ -138,17 +138,17 @@ def test_orthonormal_image_output_is_pixels_with_plain_mse(images):
 
 
 def test_only_whitened_image_output_runs_change_key_with_its_version(monkeypatch):
-    from ldae_lite import experiment
+    from ldae_lite import cache
     from ldae_lite.budgets import get_budget
     budget = get_budget("smoke")
     recipes = {s.key: s.recipe for s in TRAJECTORY}
-    before = {k: experiment.run_key(r, budget, "fashion-mnist", 0) for k, r in recipes.items()}
+    before = {k: cache.run_key(r, budget, "fashion-mnist", 0) for k, r in recipes.items()}
     orthonormal = dataclasses.replace(LDAE, pca_whiten=False)
-    orthonormal_key = experiment.run_key(orthonormal, budget, "fashion-mnist", 0)
-    monkeypatch.setattr(experiment, "WHITENED_IMAGE_VERSION", experiment.WHITENED_IMAGE_VERSION + 1)
-    changed = {k for k, r in recipes.items() if experiment.run_key(r, budget, "fashion-mnist", 0) != before[k]}
+    orthonormal_key = cache.run_key(orthonormal, budget, "fashion-mnist", 0)
+    monkeypatch.setattr(cache, "WHITENED_IMAGE_VERSION", cache.WHITENED_IMAGE_VERSION + 1)
+    changed = {k for k, r in recipes.items() if cache.run_key(r, budget, "fashion-mnist", 0) != before[k]}
     assert changed == {"image_output", "predict_image"}
-    assert experiment.run_key(orthonormal, budget, "fashion-mnist", 0) == orthonormal_key
+    assert cache.run_key(orthonormal, budget, "fashion-mnist", 0) == orthonormal_key
 
 
 def test_error_is_the_loss_before_its_weight(images, pca):

@@ -68,3 +68,20 @@ def test_sweeps():
     assert pix[2][0].resolution_scale == 2 and pix[2][1].tokenizer == "patch_pca"
     with pytest.raises(ValueError, match="unknown trajectory step 'nope'"):
         get_step("nope")
+
+
+def test_the_allowed_values_other_modules_list_are_the_recipes():
+    """recipes.py is the one source of each field's allowed values; a module that still keeps its own copy
+    must agree with it (one that imports it, or drops its copy, passes trivially)."""
+    from ldae_lite import noise, objectives, recipes, tokenizers
+
+    def copy(module, name, default):
+        return set(getattr(module, name, default))
+
+    assert copy(tokenizers, "KINDS", recipes.TOKENIZERS) == set(recipes.TOKENIZERS)
+    assert set(recipes.FITTED_WITHOUT_GRADIENT) | set(recipes.CONV_TOKENIZERS) <= set(recipes.TOKENIZERS)
+    assert copy(noise, "SCHEDULES", recipes.SCHEDULES) == set(recipes.SCHEDULES)
+    assert copy(noise, "LOSS_WEIGHTS", recipes.LOSS_WEIGHTS) == set(recipes.LOSS_WEIGHTS)
+    assert set(recipes.NOISE_LEVELS) == {"multi"} | set(noise.SINGLE_SIGMAS)
+    assert copy(objectives, "TARGETS", recipes.TARGETS) == set(recipes.TARGETS)
+    assert copy(objectives, "SPACES", recipes.SPACES) == set(recipes.SPACES)

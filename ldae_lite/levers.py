@@ -1,0 +1,65 @@
+"""The levers table: what limits l-DAE and the paper's effects at a budget (``scripts/levers.py`` measures
+it and writes ``results/<budget>/levers.json`` and ``levers.md``), read back and written as Markdown, so a
+lecture can show a group of it without training.
+
+The table is {meta, rows}: meta holds the command, commit, device and time that made it, and ``changes``
+(a step and the step after it, probed over the same seeds); each row has group, dataset, what, accuracy,
+knn, train_seconds and note.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .cache import RESULTS_DIR, read_json
+from .stats import change_summary
+from .tables import markdown_table
+
+
+def reference(group: str, budget: str = "lecture", folder=None):
+    """The rows of one group of the shipped levers table: (meta, rows), or None when the file is absent.
+    folder: where levers.json is (default ``results/<budget>``)."""
+    path = Path(folder) / "levers.json" if folder is not None else RESULTS_DIR / budget / "levers.json"
+    table = read_json(path)
+    if table is None:
+        return None
+    groups = list(dict.fromkeys(r["group"] for r in table["rows"]))
+    if group not in groups:
+        raise ValueError(f"group={group!r} is not in {path}; its groups are {groups}")
+    return table["meta"], [r for r in table["rows"] if r["group"] == group]
+
+
+def group_markdown(meta: dict, rows: list[dict]) -> str:
+    """A levers group as Markdown: where it comes from, then dataset / what / probe / note, then the changes
+    measured over seeds in the rows' groups (:func:`changes_markdown`)."""
+    source = (f"Budget `{meta['budget']}`, {meta['device']}, commit `{meta['commit']}`, {meta['created']}; "
+              f"`{meta['command'].strip()}`.")
+    table = markdown_table(["dataset", "what", "linear probe %", "note"],
+                           [[r["dataset"], r["what"], r["accuracy"], r["note"]] for r in rows])
+    return source + "\n\n" + table + "\n" + changes_markdown(meta, {r["group"] for r in rows})
+
+
+def changes_markdown(meta: dict, groups=None) -> str:
+    """The table's changes (``meta["changes"]``) as Markdown bullets: mean ± std of the per-seed differences,
+    and within or beyond noise (:func:`stats.change_summary`). groups: only the changes of these groups
+    (None: all); "" if none."""
+    changes = [c for c in meta.get("changes", []) if groups is None or c.get("group") in groups]
+    if not changes:
+        return ""
+    return "Changes (a step minus the step before it):\n" + "".join(
+        f"- {c['change']}, {c['dataset']}, {c['training']}: {change_summary(c['before'], c['after'])}\n"
+        for c in changes)
+
+
+def to_markdown(meta: dict, rows: list[dict]) -> str:
+    """The whole table as ``levers.md``: provenance, every row, l-DAE minus raw pixels per dataset, and
+    every change over seeds."""
+    table = markdown_table(["lever", "dataset", "what", "linear probe %", "kNN %", "train s", "note"],
+                           [[r["group"], r["dataset"], r["what"], r["accuracy"], r["knn"],
+                             None if r["train_seconds"] is None else f"{r['train_seconds']:.0f}", r["note"]]
+                            for r in rows])
+    gaps = ", ".join(f"{gap:+.2f}" + (" points" if i == 0 else "") + f" on {dataset}"
+                     for i, (dataset, gap) in enumerate(meta["ldae_minus_raw"].items()))
+    return (f"Budget `{meta['budget']}`, seed {meta['seed']}, {meta['device']}, commit `{meta['commit']}`, "
+            f"{meta['created']}, {meta['wall_seconds'] / 60:.1f} min; `{meta['command'].strip()}`.\n\n" + table
+            + f"\nl-DAE minus raw pixels: {gaps}.\n" + changes_markdown(meta))

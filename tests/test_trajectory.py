@@ -1,0 +1,76 @@
+"""The trajectory: run in one process or two (the same numbers), which steps a live report runs, a live
+report read back, and the command line that runs it."""
+
+import json
+
+import pytest
+import torch
+from _tiny import TINY
+
+from ldae_lite import compare, experiment, report, trajectory
+from ldae_lite.recipes import STEPS, TRAJECTORY
+
+
+@pytest.fixture(autouse=True)
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("LDAE_RUNS", str(tmp_path))
+    return tmp_path
+
+
+def test_trajectory_in_two_processes_gives_the_numbers_of_one(tmp_path, monkeypatch):
+    """workers=2 fits the shared tokenizers and the CNN, and trains the runs, in two processes: every
+    number must be what one process gets running them one after another."""
+    steps = (STEPS["dit_baseline"], STEPS["predict_image"])  # conv VAE + CNN + sampling, and patch PCA
+    reports = {}
+    for workers in (1, 2):
+        monkeypatch.setenv("LDAE_RUNS", str(tmp_path / f"workers{workers}"))
+        reports[workers] = trajectory.run(TINY, "digits", seeds=(0, 1), steps=steps, progress=False,
+                                          workers=workers)
+    for one, two in zip(reports[1]["steps"], reports[2]["steps"]):
+        assert one["accuracies"] == two["accuracies"] and one["knn"] == two["knn"]
+        assert (one["frechet"] is None) == (two["frechet"] is None)
+        if one["frechet"] is not None:  # dit_baseline samples images (the other step is not generative)
+            assert one["frechet"] == pytest.approx(two["frechet"], rel=1e-3)
+        assert not two["cached"]
+    assert reports[1]["raw_pixels"] == reports[2]["raw_pixels"]
+    assert reports[2]["meta"]["workers"] == 2 and reports[2]["meta"]["runs_trained"] == 4
+    again = trajectory.run(TINY, "digits", seeds=(0, 1), steps=steps, progress=False, workers=2)
+    assert all(row["cached"] for row in again["steps"]) and again["meta"]["runs_trained"] == 0
+    with pytest.raises(ValueError, match="workers=0 must be >= 1"):
+        trajectory.run(TINY, "digits", steps=steps, progress=False, workers=0)
+
+
+def test_steps_to_run_uses_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LDAE_RUNS", str(tmp_path))  # an empty cache
+    assert [s.key for s in trajectory.steps_to_run(TINY, "digits")] == ["image_output", "predict_image"]
+    assert trajectory.steps_to_run(TINY, "digits", run_all=True) == TRAJECTORY
+    experiment.run(STEPS["patch_pca"].recipe, TINY, "digits", seed=0, progress=False)
+    assert experiment.is_done(STEPS["patch_pca"].recipe, TINY, "digits", 0)
+    assert not experiment.is_done(STEPS["patch_pca"].recipe, TINY, "digits", 0, generate=True)
+    assert [s.key for s in trajectory.steps_to_run(TINY, "digits")] == ["patch_pca", "image_output", "predict_image"]
+
+
+def test_a_live_tiny_report_reads_back(runs):
+    rep = trajectory.run(TINY, "digits", steps=TRAJECTORY[-2:], generate=False, progress=False)
+    assert [r["key"] for r in rep["steps"]] == [s.key for s in TRAJECTORY[-2:]]
+    assert "delta" not in rep["steps"][0] and rep["steps"][1]["within_noise"] is None  # one seed: no noise bar
+    text = compare.reproduction_summary(rep)
+    assert "2 of the 13 steps" in text and "previous one *shown*" in text
+    assert "budget `tiny`" in report.describe_report(rep, "somewhere.json")
+
+
+def test_cli_trajectory_with_train_steps_names_the_override(runs, capsys):
+    from ldae_lite.__main__ import main
+
+    out = runs / "out"
+    assert main(["trajectory", "--budget", "smoke", "--train-steps", "3", "--dataset", "digits", "--workers", "1",
+                 "--steps", "predict_image", "--no-generate", "--out", str(out)]) == 0
+    saved = json.loads((out / "trajectory_digits_smoke_steps3.json").read_text())
+    assert saved["meta"]["overrides"] == {"steps": 3} and saved["meta"]["label"] == "smoke, steps=3"
+    assert (out / "trajectory_digits_smoke_steps3.png").stat().st_size > 0
+    assert "Budget `smoke, steps=3`" in (out / "trajectory_digits_smoke_steps3.md").read_text()
+    (folder,) = runs.glob("denoisers/digits-smoke-*")
+    assert torch.load(folder / "ckpt.pt", weights_only=False)["step"] == 3
+    with pytest.raises(SystemExit):
+        main(["trajectory", "--train-steps", "0"])
+    assert "--train-steps 0: must be >= 1" in capsys.readouterr().err
