@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.container import BarContainer, ErrorbarContainer  # noqa: E402
 
-from ldae_lite import plots, report  # noqa: E402
+from ldae_lite import plots, report, stats  # noqa: E402
 from ldae_lite.paper import TRAJECTORY  # noqa: E402
 
 SHIPPED = Path(__file__).resolve().parents[1] / "results" / "lecture" / "trajectory_fashion-mnist-m_lecture.json"
@@ -53,7 +53,7 @@ def test_changes_agree_with_the_report(rep):
     n = len(rep["meta"]["seeds"])
     for r, before, after in zip(rows, rep["steps"], rep["steps"][1:]):
         assert r["ours"] == pytest.approx(after["delta"]) and r["paper"] == pytest.approx(after["paper_delta"])
-        assert r["noise"] == pytest.approx(report.noise_bar(before["std"], after["std"], n))  # the same noise bar
+        assert r["noise"] == pytest.approx(stats.noise_bar(before["std"], after["std"], n))  # the same noise bar
         assert (abs(r["ours"]) <= r["noise"]) == after["within_noise"]
 
 
@@ -130,7 +130,7 @@ def test_ours_values_and_errors():
     with pytest.raises(ValueError, match="paper_steps is empty"):
         plots.plot_trajectory([])
     a, b = plots.SeedMean(60.0, 1.0, 3), plots.SeedMean(61.0, 1.0, 2)  # unequal seeds: the smaller n
-    assert plots._noise(a, b) == pytest.approx(report.noise_bar(1.0, 1.0, 2))
+    assert plots._noise(a, b) == pytest.approx(stats.noise_bar(1.0, 1.0, 2))
 
 
 def test_report_save_writes_the_chart(rep, tmp_path):
