@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from ldae_lite.conv_vae import PatchDiscriminator, adversarial_losses
 from ldae_lite.patches import patchify
-from ldae_lite.supervised import SmallCNN
+from ldae_lite.supervised import SmallCNN, frozen_perceptual_loss
 from ldae_lite.tokenizers import KINDS, PatchPCA, load_tokenizer, make_tokenizer, save_tokenizer
 
 
@@ -135,7 +135,8 @@ def test_a_few_steps_reduce_the_reconstruction_error(kind):
     opts = {"width": 8} if kind.startswith("conv") or kind == "vqgan" else {}
     tok = make_tokenizer(kind, 8, **opts)
     before = tok.reconstruction_mse(x)
-    stats = tok.fit(x, steps=25, batch_size=16, lr=3e-3, cnn=SmallCNN(1, width=8), progress=False)
+    stats = tok.fit(x, steps=25, batch_size=16, lr=3e-3, perceptual=frozen_perceptual_loss(SmallCNN(1, width=8)),
+                    progress=False)
     assert stats["recon_mse"] < before and tok.reconstruction_mse(x) < 0.8 * before
     assert abs(tok.encode(x).std().item() - 1.0) < 1e-3  # latent scale fitted on this very data
     if kind in ("conv_vae_adv", "vqgan"):
@@ -183,7 +184,7 @@ def test_value_errors(args, kwargs, match):
 
 def test_fit_and_encode_errors():
     x = smooth_images(4, size=32)
-    with pytest.raises(ValueError, match="cnn=None"):
+    with pytest.raises(ValueError, match="perceptual=None"):
         make_tokenizer("vqgan", 8, width=8).fit(x, steps=1, batch_size=2, progress=False)
     tok = make_tokenizer("pixel")
     with pytest.raises(ValueError, match=r"\(N, 1, 32, 32\)"):
@@ -198,7 +199,7 @@ def test_save_load_round_trip(tmp_path, kind):
     x = smooth_images(8, size=32)
     opts = {"whiten": False} if kind == "patch_pca" else ({"width": 8} if "vae" in kind or kind == "vqgan" else {})
     tok = make_tokenizer(kind, 64 if kind == "pixel" else 8, **opts)
-    tok.fit(x, steps=2, batch_size=4, cnn=SmallCNN(1, width=8), progress=False)
+    tok.fit(x, steps=2, batch_size=4, perceptual=frozen_perceptual_loss(SmallCNN(1, width=8)), progress=False)
     path = tmp_path / "sub" / "tok.pt"
     save_tokenizer(tok, path)
     assert os.listdir(path.parent) == ["tok.pt"]  # written atomically: no temporary file left behind
