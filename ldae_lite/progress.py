@@ -34,17 +34,21 @@ class Progress:
     """The bar and the measurements of one training session, from step ``start`` to ``steps``.
 
     losses: the list that (step, mean loss) entries are appended to (a resumed run passes its record).
+    window: what :meth:`window` returned when a checkpoint was written (a resumed run passes it), so that
+    the first mean after a resume is the one an uninterrupted run records.
     batch_size: images per step over all ranks (the global batch).
     """
 
     def __init__(self, desc: str, *, start: int, steps: int, batch_size: int, log_every: int,
                  device: torch.device | str, enabled: bool = True, world_size: int = 1,
-                 losses: list | None = None):
+                 losses: list | None = None, window: dict | None = None):
         self.device, self.start, self.steps = torch.device(device), start, steps
         self.batch_size, self.log_every, self.world_size, self.desc = batch_size, log_every, world_size, desc
         self.losses = [] if losses is None else losses
         self.bar = tqdm(total=steps, initial=start, desc=desc, disable=not enabled, dynamic_ncols=True)
         self._sum, self._n = torch.zeros((), device=self.device), 0  # loss since the last read-out
+        if window is not None:
+            self._sum, self._n = window["sum"].to(self.device, torch.float32), int(window["n"])
         self.t_begin = self._t_log = time.perf_counter()
         self._t_speed, self._paused = None, 0.0
 
@@ -77,6 +81,10 @@ class Progress:
             self._n, self._t_log = 0, now
         self.bar.update(1)
         return log_point
+
+    def window(self) -> dict:
+        """The loss summed since the last read-out, and over how many steps: part of a checkpoint."""
+        return {"sum": self._sum.detach().clone(), "n": self._n}
 
     @contextlib.contextmanager
     def paused(self):

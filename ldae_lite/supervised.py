@@ -106,11 +106,12 @@ def train_cnn(images: torch.Tensor, labels: torch.Tensor, *, steps: int = 300, b
     saved = resume(ckpt_path, run, cnn, optimizer, gen, None, device, desc="supervised cnn") or {}
     start, seconds_before = saved.get("step", 0), saved.get("seconds", 0.0)
     bar = Progress("supervised cnn", start=start, steps=steps, batch_size=batch_size, log_every=cfg.log_every,
-                   device=device, enabled=progress, losses=list(saved.get("losses", [])))
+                   device=device, enabled=progress, losses=list(saved.get("losses", [])), window=saved.get("window"))
 
     def state(step: int) -> dict:
         return {"model": cnn.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "run": run,
-                "rng": rng_state(gen, None, device), "losses": bar.losses, "seconds": seconds_before + bar.elapsed()}
+                "rng": rng_state(gen, None, device), "losses": bar.losses, "window": bar.window(),
+                "seconds": seconds_before + bar.elapsed()}
 
     # 2. For each step: the lr, a batch, the loss, one update; then the log and a checkpoint when due.
     cnn.train()

@@ -149,14 +149,15 @@ def _settings(cfg: dict, seed: int, world_size: int | None) -> dict:
 
 
 def _resume(ckpt_path, cfg: TrainConfig, seed: int, model: nn.Module, optimizer, data_gen, loss_gen,
-            device: torch.device, desc: str) -> TrainStats:
-    """Load a checkpoint of this run into model, optimizer and generators: its stats, or fresh ones.
+            device: torch.device, desc: str) -> tuple[TrainStats, dict | None]:
+    """Load a checkpoint of this run into model, optimizer and generators.
 
-    A complete checkpoint loads the model only (the caller returns at once)."""
+    Returns its stats (fresh ones without a checkpoint) and this rank's loss window for the Progress. A
+    complete checkpoint loads the model only (the caller returns at once)."""
     rank, world_size = world()
     ckpt = load_checkpoint(ckpt_path, _CKPT_KEYS) if ckpt_path is not None else None
     if ckpt is None:
-        return TrainStats(steps=0)
+        return TrainStats(steps=0), None
     complete = ckpt["step"] >= cfg.steps
     diff = config_diff(_settings(ckpt["cfg"], ckpt["seed"], None if complete else len(ckpt["rng"])),
                        _settings(asdict(cfg), seed, None if complete else world_size))
@@ -169,12 +170,12 @@ def _resume(ckpt_path, cfg: TrainConfig, seed: int, model: nn.Module, optimizer,
     if complete:
         if rank == 0:
             print(f"{desc}: {ckpt_path} is complete ({stats.steps} steps); nothing to train")
-        return stats
+        return stats, None
     optimizer.load_state_dict(ckpt["optimizer"])
     set_rng_state(ckpt["rng"][rank], data_gen, loss_gen, device)
     if rank == 0:
         print(f"{desc}: resuming from step {stats.steps} ({ckpt_path})")
-    return stats
+    return stats, ckpt["loss_window"][rank] if "loss_window" in ckpt else None
 
 
 def _on_device(images, labels, cfg: TrainConfig, device: torch.device, world_size: int):
@@ -195,13 +196,14 @@ def _checkpoint_state(model, optimizer, cfg: TrainConfig, seed: int, stats: Trai
     seconds_before = stats.seconds
 
     def state(step: int) -> dict:
-        rng = [rng_state(data_gen, loss_gen, device)]
-        if world_size > 1:  # each rank's generators, so that every rank resumes exactly
-            rng = [None] * world_size
+        rng, window = [rng_state(data_gen, loss_gen, device)], [bar.window()]
+        if world_size > 1:  # each rank's generators and loss sum, so that every rank resumes exactly
+            rng, window = [None] * world_size, [None] * world_size
             dist.all_gather_object(rng, rng_state(data_gen, loss_gen, device))
+            dist.all_gather_object(window, bar.window())
         stats.seconds = seconds_before + bar.elapsed()
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "cfg": asdict(cfg), "seed": seed, "rng": rng, "losses": stats.losses,
+                "cfg": asdict(cfg), "seed": seed, "rng": rng, "loss_window": window, "losses": stats.losses,
                 "seconds": stats.seconds, "images_per_s": stats.images_per_s}
 
     return state
@@ -238,18 +240,18 @@ def train(model: nn.Module, loss_fn: LossFn, images: torch.Tensor, labels: torch
     loss_gen = torch.Generator(device).manual_seed(seed + rank + 2**32)  # a separate stream
 
     # 2. Resume, or return a finished run as it is. DDP wraps the model after loading.
-    stats = _resume(ckpt_path, cfg, seed, model, optimizer, data_gen, loss_gen, device, desc)
+    stats, window = _resume(ckpt_path, cfg, seed, model, optimizer, data_gen, loss_gen, device, desc)
     if stats.steps >= cfg.steps:
         return stats
     start, seconds_before = stats.steps, stats.seconds
     net = model if world_size == 1 else nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
     bar = Progress(desc, start=start, steps=cfg.steps, batch_size=cfg.batch_size, log_every=cfg.log_every,
-                   device=device, enabled=progress and rank == 0, world_size=world_size, losses=stats.losses)
-    ckpt = Checkpointer(ckpt_path, _checkpoint_state(model, optimizer, cfg, seed, stats, bar, data_gen, loss_gen,
-                                                     device),
-                        start=start, steps=cfg.steps, every=cfg.ckpt_every, seconds=cfg.ckpt_seconds, desc=desc,
-                        rank=rank, world_size=world_size, device=device)
+                   device=device, enabled=progress and rank == 0, world_size=world_size, losses=stats.losses,
+                   window=window)
+    state = _checkpoint_state(model, optimizer, cfg, seed, stats, bar, data_gen, loss_gen, device)
+    ckpt = Checkpointer(ckpt_path, state, start=start, steps=cfg.steps, every=cfg.ckpt_every,
+                        seconds=cfg.ckpt_seconds, desc=desc, rank=rank, world_size=world_size, device=device)
 
     # 3. For each step: a batch, the loss, one update; then the log, a checkpoint when due, the callback.
     was_training = model.training

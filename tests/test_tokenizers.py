@@ -1,6 +1,9 @@
-"""Tokenizers: PCA algebra, the shared encode/decode interface, training, the GAN trick, errors, state."""
+"""Tokenizers: PCA algebra, the shared encode/decode interface, training, the GAN trick, errors, state,
+exact resume after SIGTERM."""
 
 import os
+import signal
+import threading
 
 import pytest
 import torch
@@ -210,3 +213,52 @@ def test_save_load_round_trip(tmp_path, kind):
     if isinstance(tok, PatchPCA):
         for name in ("basis", "mean", "variances"):
             torch.testing.assert_close(getattr(back, name), getattr(tok, name))
+
+
+# ---- crash safety and layering ----------------------------------------------------------------------
+def interrupted_vqgan_fit(ckpt, signal_at=None, **fit):
+    """A tiny VQGAN-style fit; the perceptual loss sends this process SIGTERM on its call ``signal_at``."""
+    torch.manual_seed(0)
+    cnn_loss = frozen_perceptual_loss(SmallCNN(1, width=8))
+    calls = []
+
+    def perceptual(x_rec, x):
+        calls.append(1)
+        if len(calls) == signal_at:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives during that step's forward pass
+        return cnn_loss(x_rec, x)
+
+    torch.manual_seed(1)
+    tok = make_tokenizer("vqgan", 8, width=8)
+    options = dict(steps=12, batch_size=8, lr=3e-3, perceptual=perceptual, progress=False, seed=3, ckpt_path=ckpt)
+    return tok, tok.fit(smooth_images(32, size=32), **{**options, **fit})
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals: main thread")
+def test_fit_stops_on_sigterm_and_resumes_exactly(tmp_path):
+    ref, ref_stats = interrupted_vqgan_fit(None)
+    ckpt = tmp_path / "tok.partial.pt"
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_vqgan_fit(ckpt, signal_at=6)  # during step 6 of 12 (the adversarial terms start at step 4)
+    assert torch.load(ckpt, weights_only=True)["step"] == 6  # the step in progress finished, then saved
+    with pytest.raises(ValueError, match="lr: 0.003 .checkpoint. != 0.001"):
+        interrupted_vqgan_fit(ckpt, lr=1e-3)
+    tok, stats = interrupted_vqgan_fit(ckpt)
+    for key, value in ref.state_dict().items():
+        assert torch.equal(tok.state_dict()[key], value), key
+    for key in ("recon_mse", "latent_scale", "final_loss", "mean_loss", "mean_d_loss"):
+        assert stats[key] == ref_stats[key], key
+
+
+def test_tokenizers_do_not_import_the_label_trained_network():
+    """The perceptual loss is passed in: nothing in the tokenizers package imports ldae_lite.supervised."""
+    import ast
+    from pathlib import Path
+
+    import ldae_lite.tokenizers
+
+    for path in Path(ldae_lite.tokenizers.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [getattr(node, "module", None) or ""] + [alias.name for alias in node.names]
+                assert not any("supervised" in name for name in names), (path.name, names)

@@ -83,13 +83,13 @@ class LearnedTokenizer(Tokenizer):
         saved = resume(ckpt_path, run, self, optimizer, gen, noise_gen, device, desc=desc) or {}
         start, seconds_before = saved.get("step", 0), saved.get("seconds", 0.0)
         sums = {k: v.to(device) for k, v in saved.get("sums", {}).items()}  # per-term loss sums, for the means
-        bar = Progress(desc, start=start, steps=steps, batch_size=batch_size, log_every=cfg.log_every,
-                       device=device, enabled=progress, losses=list(saved.get("losses", [])))
+        bar = Progress(desc, start=start, steps=steps, batch_size=batch_size, log_every=cfg.log_every, device=device,
+                       enabled=progress, losses=list(saved.get("losses", [])), window=saved.get("window"))
 
         def state(step: int) -> dict:
             return {"model": self.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "run": run,
-                    "rng": rng_state(gen, noise_gen, device), "sums": sums, "losses": bar.losses,
-                    "seconds": seconds_before + bar.elapsed()}
+                    "rng": rng_state(gen, noise_gen, device), "sums": dict(sums), "losses": bar.losses,
+                    "window": bar.window(), "seconds": seconds_before + bar.elapsed()}
 
         # 3. For each step: a batch, the loss, one update; then the log and a checkpoint when due.
         with Checkpointer(ckpt_path, state, start=start, steps=steps, every=ckpt_every, seconds=cfg.ckpt_seconds,
