@@ -251,10 +251,13 @@ class Checkpointer:
             raise KeyboardInterrupt("stop requested")
 
     def save(self, step: int) -> None:
-        """Write the checkpoint of ``step`` steps done (a collective under DDP: every rank calls it)."""
+        """Write the checkpoint of ``step`` steps done (a collective under DDP: every rank calls it, and
+        every rank returns once the file is written, so that none can read an older one after)."""
         state = self.state(step)
         if self.rank == 0:
             atomic_save(state, self.path)
+        if self.world_size > 1:
+            dist.barrier()
         self._last_save = time.perf_counter()
 
     def _interrupted(self) -> None:
