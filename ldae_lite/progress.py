@@ -83,8 +83,9 @@ class Progress:
         return log_point
 
     def window(self) -> dict:
-        """The loss summed since the last read-out, and over how many steps: part of a checkpoint."""
-        return {"sum": self._sum.detach().clone(), "n": self._n}
+        """The loss summed since the last read-out, and over how many steps: part of a checkpoint (on the
+        CPU, so that ranks can gather it whatever their device)."""
+        return {"sum": self._sum.detach().to("cpu", copy=True), "n": self._n}
 
     @contextlib.contextmanager
     def paused(self):
