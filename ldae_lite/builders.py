@@ -72,10 +72,12 @@ def get_cnn(budget, dataset: str, device, progress: bool = True):
             return supervised.load_cnn(path, map_location=device).to(device).eval()
         except Exception as e:  # noqa: BLE001 - any failure to read means recompute
             warnings.warn(f"corrupted file {path} ({e}); retraining the CNN", stacklevel=2)
+    partial = path.with_suffix(".partial.pt")  # resumed after an interruption, deleted once `path` is written
     with fit_threads(device):
         cnn, _ = supervised.train_cnn(images, labels, steps=budget.cnn_steps, batch_size=budget.tokenizer_batch,
-                                      device=device, seed=0, progress=progress)
+                                      device=device, seed=0, progress=progress, ckpt_path=partial)
     supervised.save_cnn(cnn, path)
+    partial.unlink(missing_ok=True)
     return cnn.eval()
 
 
@@ -96,10 +98,13 @@ def get_tokenizer(recipe: Recipe, budget, dataset: str, seed: int = 0, device=No
     tok = tokenizers.make_tokenizer(recipe.tokenizer, recipe.latent_dim, image_size=images.shape[-1],
                                     channels=images.shape[1], patch_size=8 * s, **opts).to(device)
     cnn = get_cnn(budget, dataset, device, progress) if needs_cnn(recipe) else None
+    perceptual = supervised.frozen_perceptual_loss(cnn) if cnn is not None else None
+    partial = path.with_suffix(".partial.pt")  # resumed after an interruption, deleted once `path` is written
     with fit_threads(device) if cache.trains_tokenizer(recipe) else contextlib.nullcontext():
         tok.fit(images, labels, steps=budget.tokenizer_steps, batch_size=budget.tokenizer_batch, device=device,
-                cnn=cnn, progress=progress, seed=seed)
+                perceptual=perceptual, progress=progress, seed=seed, ckpt_path=partial)
     tokenizers.save_tokenizer(tok, path)
+    partial.unlink(missing_ok=True)
     return tok.eval()
 
 

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent
 # the data and the supervised CNN (the perceptual loss). A name is a module (name.py) or a package (name/).
 # The probe is not here: a probe change re-probes cached weights (experiment.PROBE_VERSION).
 TRAINING_PATH = ("models", "noise", "objectives", "patches", "tokenizers", "conv_vae", "train", "checkpoint",
-                 "data", "supervised", "builders")
+                 "progress", "batching", "distributed", "data", "supervised", "builders")
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:

@@ -25,7 +25,7 @@ import torch
 T = 1000
 SCHEDULES = ("ddpm_linear_beta", "linear_gamma2", "linear_sigma")
 LOSS_WEIGHTS = ("none", "gamma2", "inv_1_plus_sigma2")
-SINGLE_SIGMA = math.sqrt(1.0 / 3.0)  # Sec. 4.3 "single noise level"; PAPER.md 3.7 explains the sqrt
+SINGLE_SIGMA = math.sqrt(1.0 / 3.0)  # Sec. 4.3 "single noise level"; docs/paper.md §3.7 explains the sqrt
 # The single level of each single-level setting of Recipe.noise_levels. The extracted text of Sec. 4.3 reads
 # "sigma = 1/3" with a glyph dropped, most likely a square root; "single_1/3" is the other reading.
 SINGLE_SIGMAS = {"single": SINGLE_SIGMA, "single_1/3": 1.0 / 3.0}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from .batching import batched
 from .noise import NoiseSchedule
 from .patches import patchify, unpatchify
 
@@ -70,12 +71,11 @@ class Objective:
     def prepare(self, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
         """Encode a whole split once. Returns per-token rows (N, L, d [+ D]): the clean latent z_0,
         followed by the image patch x_0 when the recipe works in image space."""
-        rows = []
-        for i in range(0, len(images), batch_size):
-            x = images[i:i + batch_size]
+        def rows(x: torch.Tensor) -> torch.Tensor:
             z0 = self.tok.encode(x).float()  # (B, L, d)
-            rows.append(torch.cat([z0, patchify(x, self.p)], -1) if self.needs_image else z0)
-        return torch.cat(rows)
+            return torch.cat([z0, patchify(x, self.p)], -1) if self.needs_image else z0
+
+        return batched(rows, images, batch_size)  # (N, L, d [+ D])
 
     def split(self, rows: torch.Tensor):
         """(N, L, d [+ D]) -> z_0 (N, L, d), x_0 patches (N, L, D) or None."""

@@ -14,9 +14,8 @@ Deviations from MAE's probe, all because the features are fixed tensors rather t
 - SGD with momentum 0.9 instead of LARS (one linear layer, so LARS's per-layer trust ratio is a single
   number); lr = base_lr x batch / 256 (MAE's scaling rule), half-cycle cosine decay to 0, no warmup;
 - the base lr is chosen per feature set on held-out training features (:data:`LR_GRID`), because one lr
-  does not suit every feature set: at the lecture budget one fixed lr (0.03, tuned on raw pixels)
-  under-fit a denoiser's features by 2.6 points at 30 epochs. The lecture and full budgets train for
-  MAE's 90 epochs.
+  does not suit every feature set: a fixed lr tuned on raw pixels under-fits a denoiser's features
+  (results/lecture/levers.md, group 'probe'). The lecture and full budgets train for MAE's 90 epochs.
 """
 
 from __future__ import annotations
@@ -31,14 +30,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import data as data_module
+from .batching import batched
 
-# Standardised features make raw pixels well conditioned: on raw Fashion-MNIST pixels (60k/10k) test
-# accuracy stayed within 84.0-84.5% for base lr 0.01-0.3. A denoiser's encoder features are not: at the
-# lecture budget the same probe reached 80.9% at base lr 0.03 and 83.4% at 0.3 (converged logistic
-# regression: 84.2%). One fixed lr would rank models by how easy they are to probe, so the lr is chosen
-# per feature set, on a held-out tenth of the *training* features (the test set is never looked at), from
-# LR_GRID. All candidate heads train together in one loop (see _train_heads), so the sweep costs about
-# as much as one probe; the chosen lr is then used for a final head on all training features.
+# Standardised features make raw pixels well conditioned: their probe hardly depends on the base lr. A
+# denoiser's encoder features are not: the same frozen features probed at fixed base lrs from 0.01 to 1
+# differ by points (results/lecture/levers.md, group 'probe'). One fixed lr would rank models by how easy
+# they are to probe, so the lr is chosen per feature set, on a held-out tenth of the *training* features
+# (the test set is never looked at), from LR_GRID. All candidate heads train together in one loop (see
+# _train_heads), so the sweep costs about as much as one probe; the chosen lr is then used for a final
+# head on all training features.
 LR_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)  # base lrs (per 256 examples); raw photo-like pixels want the low end
 VAL_FRACTION = 0.1
 BATCH_SIZE = 256
@@ -75,16 +75,16 @@ def extract_features(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.T
 
     ``device``: where the batches go before ``fn`` sees them (None: leave them where ``images`` are).
     """
-    out = []
-    for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size]
-        if device is not None:
-            batch = batch.to(device, non_blocking=True)
+    if len(images) == 0:
+        return torch.empty(0, 0)
+
+    def features(batch: torch.Tensor) -> torch.Tensor:
         feats = fn(batch)
         if feats.ndim != 2 or len(feats) != len(batch):
             raise ValueError(f"feature function returned shape {tuple(feats.shape)}, expected ({len(batch)}, F)")
-        out.append(feats.float().cpu())
-    return torch.cat(out) if out else torch.empty(0, 0)  # (N, F)
+        return feats.float().cpu()
+
+    return batched(features, images, batch_size, device=device)  # (N, F)
 
 
 def raw_pixel_features(images: torch.Tensor) -> torch.Tensor:
@@ -136,28 +136,12 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
 
     # 1. The head: parameter-free BatchNorm with the whole training set's statistics (computed once,
     #    then frozen), then a linear layer (MAE: trunc-normal std 0.01, zero bias).
-    bn = nn.BatchNorm1d(dim, affine=False, eps=1e-6).to(device)
-    bn.running_mean.copy_(x.mean(0))
-    bn.running_var.copy_(x.var(0, unbiased=False))
-    bn.eval()
-    with torch.no_grad():
-        z = bn(x)  # (N, F) standardised once; the linear layers train on these
+    bn, z = _frozen_batchnorm(x)  # z: (N, F) standardised once; the linear layers train on these
 
     # 2. The learning rate: given, or the best of base_lrs on a held-out tenth of the training features.
     sweep = ()
     if lr is None:
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1)).to(device)
-        n_val = max(1, int(n * VAL_FRACTION))
-        val, fit = perm[:n_val], perm[n_val:]
-        fit_bs = min(batch_size, len(fit))
-        lrs = [b * fit_bs / 256 for b in base_lrs]
-        weight, bias = _train_heads(z[fit], y[fit], lrs, num_classes, epochs, fit_bs, weight_decay, seed)
-        with torch.no_grad():
-            val_acc = ((torch.einsum("nf,kfc->knc", z[val], weight) + bias[:, None]).argmax(2)
-                       == y[val]).float().mean(1) * 100  # (K,)
-        sweep = tuple((float(b), round(float(a), 2)) for b, a in zip(base_lrs, val_acc))
-        best = int(val_acc.argmax())  # the first (smallest) lr among ties
-        lr = base_lrs[best] * batch_size / 256
+        lr, sweep = _choose_lr(z, y, base_lrs, num_classes, epochs, batch_size, weight_decay, seed)
     lr = float(lr)
     total = epochs * steps_per_epoch
     if verbose:
@@ -188,6 +172,36 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
     return ProbeResult(test_acc, train_acc, epochs, lr, batch_size, seconds, total, n, len(test_x), sweep)
 
 
+def _frozen_batchnorm(x: torch.Tensor) -> tuple[nn.BatchNorm1d, torch.Tensor]:
+    """BatchNorm1d(affine=False) fixed to the statistics of all of x (N, F), in eval mode; and x through it."""
+    bn = nn.BatchNorm1d(x.shape[1], affine=False, eps=1e-6).to(x.device)
+    bn.running_mean.copy_(x.mean(0))
+    bn.running_var.copy_(x.var(0, unbiased=False))
+    bn.eval()
+    with torch.no_grad():
+        return bn, bn(x)  # (N, F)
+
+
+def _choose_lr(z: torch.Tensor, y: torch.Tensor, base_lrs: tuple[float, ...], num_classes: int, epochs: int,
+               batch_size: int, weight_decay: float, seed: int) -> tuple[float, tuple]:
+    """The peak lr whose head does best on a held-out tenth of the standardised training features z (N, F).
+
+    Returns (lr scaled by batch_size / 256, ((base lr, held-out top-1 %), ...)); the smallest lr wins ties."""
+    n = len(z)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1)).to(z.device)
+    n_val = max(1, int(n * VAL_FRACTION))
+    val, fit = perm[:n_val], perm[n_val:]
+    fit_bs = min(batch_size, len(fit))
+    lrs = [b * fit_bs / 256 for b in base_lrs]
+    weight, bias = _train_heads(z[fit], y[fit], lrs, num_classes, epochs, fit_bs, weight_decay, seed)
+    with torch.no_grad():
+        val_acc = ((torch.einsum("nf,kfc->knc", z[val], weight) + bias[:, None]).argmax(2)
+                   == y[val]).float().mean(1) * 100  # (K,)
+    sweep = tuple((float(b), round(float(a), 2)) for b, a in zip(base_lrs, val_acc))
+    best = int(val_acc.argmax())  # the first (smallest) lr among ties
+    return base_lrs[best] * batch_size / 256, sweep
+
+
 def _train_heads(z: torch.Tensor, y: torch.Tensor, lrs: list[float], num_classes: int, epochs: int,
                  batch_size: int, weight_decay: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """K linear heads on standardised features z (N, F), one per peak lr, trained in one loop.
@@ -195,7 +209,7 @@ def _train_heads(z: torch.Tensor, y: torch.Tensor, lrs: list[float], num_classes
     Plain SGD with momentum 0.9 on the cross-entropy (torch.optim.SGD's update: buf = 0.9 buf + g,
     p -= lr buf), half-cycle cosine decay per step, no warmup, the same shuffles for every head.
     The gradient of a linear softmax classifier is short enough to write out, which makes a step about
-    three times cheaper than autograd's on these tiny matrices (a test checks both give the same head):
+    cheaper than autograd's on these tiny matrices (a test checks both give the same head):
         logits = z W + b,   dCE/dlogits = (softmax(logits) - onehot(y)) / B,
         dW = z^T dlogits (+ weight_decay W),   db = sum over the batch of dlogits.
     The K heads are the column blocks of one (F, K*C) matrix, so one matmul per step trains them all.
@@ -213,7 +227,7 @@ def _train_heads(z: torch.Tensor, y: torch.Tensor, lrs: list[float], num_classes
     steps_per_epoch = math.ceil(n / batch_size)
     total = epochs * steps_per_epoch
     # The ops are tiny ((256, F) x (F, K*C)), so on CPU the loop runs on one thread: with more, thread
-    # hand-offs dominate, and on shared cores they made a step 10-30x slower. Restored afterwards.
+    # hand-offs dominate, and on shared cores they made a step many times slower. Restored afterwards.
     threads = torch.get_num_threads()
     if z.device.type == "cpu":
         torch.set_num_threads(1)
@@ -261,14 +275,16 @@ def knn_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor
     bank = F.normalize(train_x, dim=1)  # (N, F)
     train_y, test_y = train_y.to(bank.device).long(), test_y.to(bank.device).long()
     num_classes = int(max(train_y.max(), test_y.max())) + 1
-    correct = 0
-    for start in range(0, len(test_x), chunk):
-        query = F.normalize(test_x[start:start + chunk].to(bank.device), dim=1)  # (B, F)
+
+    def predict(query: torch.Tensor) -> torch.Tensor:
+        query = F.normalize(query, dim=1)  # (B, F)
         sims, nbrs = (query @ bank.T).topk(k, dim=1)  # (B, k) cosine similarities of the k nearest
         votes = torch.zeros(len(query), num_classes, device=bank.device)
         votes.scatter_add_(1, train_y[nbrs], (sims / temperature).exp())  # (B, classes)
-        correct += (votes.argmax(1) == test_y[start:start + chunk]).sum().item()
-    return 100.0 * correct / len(test_x)
+        return votes.argmax(1)  # (B,)
+
+    pred = batched(predict, test_x, chunk, device=bank.device)  # (N_test,)
+    return 100.0 * (pred == test_y).sum().item() / len(test_x)
 
 
 @dataclass(frozen=True)

@@ -48,13 +48,6 @@ def ddim_sample(model, obj: Objective, n: int, *, labels: torch.Tensor | None = 
     return obj.tok.decode(z).clamp(-1, 1)
 
 
-@torch.no_grad()
-def cnn_embeddings(cnn, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    dev = next(cnn.parameters()).device
-    return torch.cat([cnn.embed(images[i:i + batch_size].to(dev)).float().cpu()
-                      for i in range(0, len(images), batch_size)])
-
-
 def frechet_of_samples(model, obj: Objective, cnn, real_images: torch.Tensor, *, n: int, steps: int,
                        seed: int = 0, device=None, batch_size: int = 500) -> float:
     """Frechet distance between ``n`` DDIM samples (labels cycling over the classes when the model is
@@ -66,4 +59,6 @@ def frechet_of_samples(model, obj: Objective, cnn, real_images: torch.Tensor, *,
         labels = torch.arange(i, i + m) % 10
         fakes.append(ddim_sample(model, obj, m, labels=labels, steps=steps, seed=seed + i, device=device).cpu())
     fake = torch.cat(fakes)
-    return float(supervised.frechet_distance(cnn_embeddings(cnn, fake), cnn_embeddings(cnn, real_images[:n])))
+    real = real_images[:n]
+    return float(supervised.frechet_distance(supervised.embed_images(cnn, fake, batch_size=512),
+                                             supervised.embed_images(cnn, real, batch_size=512)))

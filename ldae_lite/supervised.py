@@ -12,14 +12,19 @@ number for the generation-quality column of Tab. 1; the paper's FID uses an Ince
 
 from __future__ import annotations
 
-import os
-import time
+import copy
+import functools
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+
+from .batching import batched
+from .checkpoint import Checkpointer, atomic_save, resume, rng_state
+from .progress import Progress
+from .train import TrainConfig, build_optimizer, lr_at, set_lr, update
 
 LAYERS = ("block1", "block2", "block3")
 
@@ -72,50 +77,67 @@ class SmallCNN(nn.Module):
 
 
 def train_cnn(images: torch.Tensor, labels: torch.Tensor, *, steps: int = 300, batch_size: int = 128,
-              lr: float = 1e-2, device=None, seed: int = 0, progress: bool = True, width: int = 32):
+              lr: float = 1e-2, device=None, seed: int = 0, progress: bool = True, width: int = 32,
+              ckpt_path=None, ckpt_every: int | None = None):
     """Train a :class:`SmallCNN` on (images, labels) with AdamW and a cosine learning-rate decay.
 
     Random batches come from a seeded generator over the whole dataset tensor (kept on ``device``).
+    ``ckpt_path``: resumed when it holds a checkpoint of this training, written every ``ckpt_every``
+    steps, about every minute and on Ctrl-C or SIGTERM (:class:`~ldae_lite.checkpoint.Checkpointer`).
     Returns (cnn in eval mode, stats dict with steps, seconds, final_loss, train_accuracy in %).
     """
     if images.ndim != 4 or labels.shape != images.shape[:1]:
         raise ValueError(f"expected images (N, C, H, W) and labels (N,), got {tuple(images.shape)} "
                          f"and {tuple(labels.shape)}")
     device = torch.device(device or "cpu")
+    # AdamW's default betas; weight decay on every parameter; cosine decay from lr to 0, no warm-up.
+    cfg = TrainConfig(steps, batch_size, lr, warmup_frac=0.0, weight_decay=1e-4, betas=(0.9, 0.999),
+                      grad_clip=None, ckpt_every=ckpt_every)
     torch.manual_seed(seed)  # the network's initialisation
     cnn = SmallCNN(images.shape[1], int(labels.max()) + 1, width=width).to(device)
     x_all, y_all = images.to(device), labels.to(device)
+
+    # 1. AdamW and a seeded generator of batch indices; resume from a checkpoint of the same training.
+    params = list(cnn.parameters())
+    optimizer = build_optimizer(params, cfg, device, decay_vectors=True)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(cnn.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * s / steps)))
-    t0, loss_ema = time.perf_counter(), None
-    bar = tqdm(range(steps), desc="supervised cnn", disable=not progress)
+    run = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "width": width,
+           "num_classes": cnn.num_classes}
+    saved = resume(ckpt_path, run, cnn, optimizer, gen, None, device, desc="supervised cnn") or {}
+    start, seconds_before = saved.get("step", 0), saved.get("seconds", 0.0)
+    bar = Progress("supervised cnn", start=start, steps=steps, batch_size=batch_size, log_every=cfg.log_every,
+                   device=device, enabled=progress, losses=list(saved.get("losses", [])), window=saved.get("window"))
+
+    def state(step: int) -> dict:
+        return {"model": cnn.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "run": run,
+                "rng": rng_state(gen, None, device), "losses": bar.losses, "window": bar.window(),
+                "seconds": seconds_before + bar.elapsed()}
+
+    # 2. For each step: the lr, a batch, the loss, one update; then the log and a checkpoint when due.
     cnn.train()
-    for _ in bar:
-        idx = torch.randint(len(x_all), (batch_size,), generator=gen).to(device)
-        loss = F.cross_entropy(cnn(x_all[idx]), y_all[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        loss_ema = loss.item() if loss_ema is None else 0.9 * loss_ema + 0.1 * loss.item()
-        bar.set_postfix(loss=f"{loss_ema:.3f}")
+    with Checkpointer(ckpt_path, state, start=start, steps=steps, every=ckpt_every, seconds=cfg.ckpt_seconds,
+                      desc="supervised cnn", device=device) as ckpt, bar:
+        for step in range(start, steps):
+            with ckpt.updating(step):
+                set_lr(optimizer, lr_at(step, cfg))
+                idx = torch.randint(len(x_all), (batch_size,), generator=gen).to(device)  # (B,)
+                loss = F.cross_entropy(cnn(x_all[idx]), y_all[idx])
+                update(optimizer, loss, params)
+            log_point = bar.log(step + 1, loss)
+            with bar.paused():
+                ckpt.after_step(step + 1, log_point)
+            ckpt.stop_if_requested()
     cnn.eval()
-    seconds = time.perf_counter() - t0
     subset = torch.randperm(len(x_all), generator=gen)[:5000].to(device)
-    stats = {"steps": steps, "seconds": seconds, "final_loss": loss_ema,
+    stats = {"steps": steps, "seconds": seconds_before + bar.elapsed(), "final_loss": bar.final_loss,
              "train_accuracy": accuracy(cnn, x_all[subset], y_all[subset])}
     return cnn, stats
 
 
 def save_cnn(cnn: SmallCNN, path) -> None:
-    """Write the constructor arguments and weights atomically (tmp file + os.replace)."""
-    payload = {"config": {"channels": cnn.channels, "num_classes": cnn.num_classes, "width": cnn.width},
-               "state_dict": {k: v.detach().cpu() for k, v in cnn.state_dict().items()}}
-    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    """Write the constructor arguments and weights atomically (see :func:`~ldae_lite.checkpoint.atomic_save`)."""
+    atomic_save({"config": {"channels": cnn.channels, "num_classes": cnn.num_classes, "width": cnn.width},
+                 "state_dict": {k: v.detach().cpu() for k, v in cnn.state_dict().items()}}, path)
 
 
 def load_cnn(path, map_location="cpu") -> SmallCNN:
@@ -126,18 +148,18 @@ def load_cnn(path, map_location="cpu") -> SmallCNN:
     return cnn.to(map_location).eval()
 
 
+def _device_of(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
 @torch.no_grad()
 def accuracy(cnn: SmallCNN, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024) -> float:
     """Top-1 accuracy in percent."""
     was_training = cnn.training
     cnn.eval()
-    device = next(cnn.parameters()).device
-    correct = 0
-    for i in range(0, len(images), batch_size):
-        pred = cnn(images[i:i + batch_size].to(device)).argmax(dim=1)
-        correct += (pred.cpu() == labels[i:i + batch_size].cpu()).sum().item()
+    pred = batched(lambda x: cnn(x).argmax(dim=1).cpu(), images, batch_size, device=_device_of(cnn))  # (N,)
     cnn.train(was_training)
-    return 100.0 * correct / max(len(images), 1)
+    return 100.0 * (pred == labels.cpu()).sum().item() / max(len(images), 1)
 
 
 def perceptual_loss(cnn: SmallCNN, x: torch.Tensor, y: torch.Tensor, layers=LAYERS) -> torch.Tensor:
@@ -149,7 +171,7 @@ def perceptual_loss(cnn: SmallCNN, x: torch.Tensor, y: torch.Tensor, layers=LAYE
     LPIPS additionally learns per-channel weights from human judgements; here every channel weighs 1.
     Gradients flow to x and y; freeze the network's parameters to use it as a loss.
     """
-    feats_x, feats_y = cnn.features(x, layers), cnn.features(y, layers)
+    feats_x, feats_y = cnn.features(x, layers), cnn.features(y, layers)  # [(N, C_l, H_l, W_l), ...] each
     total = 0.0
     for fx, fy in zip(feats_x, feats_y):
         fx = fx / (fx.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-8)
@@ -158,13 +180,19 @@ def perceptual_loss(cnn: SmallCNN, x: torch.Tensor, y: torch.Tensor, layers=LAYE
     return total / len(feats_x)
 
 
+def frozen_perceptual_loss(cnn: SmallCNN, layers=LAYERS) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``perceptual(x, y)``: :func:`perceptual_loss` in a frozen copy of ``cnn`` (eval mode, no parameter
+    gradients; the caller's network is untouched). What a VQGAN-style tokenizer's fit takes as its
+    ``perceptual`` argument."""
+    frozen = copy.deepcopy(cnn).eval().requires_grad_(False)
+    return functools.partial(perceptual_loss, frozen, layers=layers)
+
+
 @torch.no_grad()
 def embed_images(cnn: SmallCNN, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Penultimate features for a whole image set, (N, 4 * width) on the CPU (for Frechet distance)."""
     cnn.eval()
-    device = next(cnn.parameters()).device
-    return torch.cat([cnn.embed(images[i:i + batch_size].to(device)).float().cpu()
-                      for i in range(0, len(images), batch_size)])
+    return batched(lambda x: cnn.embed(x).float().cpu(), images, batch_size, device=_device_of(cnn))
 
 
 def frechet_distance(feats_a, feats_b) -> float:

@@ -1,14 +1,20 @@
-"""The label-trained CNN, its perceptual loss and the Frechet distance."""
+"""The label-trained CNN (training, exact resume after SIGTERM), its perceptual loss and the Frechet distance."""
+
+import os
+import signal
+import threading
 
 import numpy as np
 import pytest
 import torch
 
+from ldae_lite import supervised
 from ldae_lite.supervised import (
     SmallCNN,
     accuracy,
     embed_images,
     frechet_distance,
+    frozen_perceptual_loss,
     load_cnn,
     perceptual_loss,
     save_cnn,
@@ -74,3 +80,39 @@ def test_perceptual_loss_is_zero_for_equal_images_and_differentiable():
     loss = perceptual_loss(cnn, y, x)
     loss.backward()
     assert loss.item() > 0 and y.grad.abs().sum() > 0
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals: main thread")
+def test_train_cnn_stops_on_sigterm_and_resumes_exactly(tmp_path, monkeypatch):
+    images, labels = toy_problem()
+    options = dict(steps=12, batch_size=16, lr=3e-3, width=8, progress=False, seed=2)
+    ref, ref_stats = train_cnn(images, labels, **options)
+    ckpt = tmp_path / "cnn.partial.pt"
+    real_loss, calls = supervised.F.cross_entropy, []
+
+    def signalling_loss(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives during step 5's forward pass
+        return real_loss(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(supervised.F, "cross_entropy", signalling_loss)
+        with pytest.raises(KeyboardInterrupt):
+            train_cnn(images, labels, ckpt_path=ckpt, **options)
+    assert torch.load(ckpt, weights_only=True)["step"] == 5
+    with pytest.raises(ValueError, match="width"):
+        train_cnn(images, labels, ckpt_path=ckpt, **{**options, "width": 16})
+    cnn, stats = train_cnn(images, labels, ckpt_path=ckpt, **options)
+    for key, value in ref.state_dict().items():  # BatchNorm running statistics included
+        assert torch.equal(cnn.state_dict()[key], value), key
+    assert stats["train_accuracy"] == ref_stats["train_accuracy"] and stats["final_loss"] == ref_stats["final_loss"]
+
+
+def test_frozen_perceptual_loss_leaves_the_network_alone():
+    cnn = SmallCNN(1, width=8).train()
+    loss = frozen_perceptual_loss(cnn)
+    x, y = torch.randn(2, 1, 32, 32), torch.randn(2, 1, 32, 32, requires_grad=True)
+    loss(y, x).backward()
+    assert cnn.training and all(p.requires_grad and p.grad is None for p in cnn.parameters())
+    torch.testing.assert_close(loss(y, x), perceptual_loss(cnn.eval(), y, x))

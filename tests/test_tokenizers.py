@@ -1,6 +1,9 @@
-"""Tokenizers: PCA algebra, the shared encode/decode interface, training, the GAN trick, errors, state."""
+"""Tokenizers: PCA algebra, the shared encode/decode interface, training, the GAN trick, errors, state,
+exact resume after SIGTERM."""
 
 import os
+import signal
+import threading
 
 import pytest
 import torch
@@ -8,7 +11,7 @@ import torch.nn as nn
 
 from ldae_lite.conv_vae import PatchDiscriminator, adversarial_losses
 from ldae_lite.patches import patchify
-from ldae_lite.supervised import SmallCNN
+from ldae_lite.supervised import SmallCNN, frozen_perceptual_loss
 from ldae_lite.tokenizers import KINDS, PatchPCA, load_tokenizer, make_tokenizer, save_tokenizer
 
 
@@ -135,7 +138,8 @@ def test_a_few_steps_reduce_the_reconstruction_error(kind):
     opts = {"width": 8} if kind.startswith("conv") or kind == "vqgan" else {}
     tok = make_tokenizer(kind, 8, **opts)
     before = tok.reconstruction_mse(x)
-    stats = tok.fit(x, steps=25, batch_size=16, lr=3e-3, cnn=SmallCNN(1, width=8), progress=False)
+    stats = tok.fit(x, steps=25, batch_size=16, lr=3e-3, perceptual=frozen_perceptual_loss(SmallCNN(1, width=8)),
+                    progress=False)
     assert stats["recon_mse"] < before and tok.reconstruction_mse(x) < 0.8 * before
     assert abs(tok.encode(x).std().item() - 1.0) < 1e-3  # latent scale fitted on this very data
     if kind in ("conv_vae_adv", "vqgan"):
@@ -183,7 +187,7 @@ def test_value_errors(args, kwargs, match):
 
 def test_fit_and_encode_errors():
     x = smooth_images(4, size=32)
-    with pytest.raises(ValueError, match="cnn=None"):
+    with pytest.raises(ValueError, match="perceptual=None"):
         make_tokenizer("vqgan", 8, width=8).fit(x, steps=1, batch_size=2, progress=False)
     tok = make_tokenizer("pixel")
     with pytest.raises(ValueError, match=r"\(N, 1, 32, 32\)"):
@@ -198,7 +202,7 @@ def test_save_load_round_trip(tmp_path, kind):
     x = smooth_images(8, size=32)
     opts = {"whiten": False} if kind == "patch_pca" else ({"width": 8} if "vae" in kind or kind == "vqgan" else {})
     tok = make_tokenizer(kind, 64 if kind == "pixel" else 8, **opts)
-    tok.fit(x, steps=2, batch_size=4, cnn=SmallCNN(1, width=8), progress=False)
+    tok.fit(x, steps=2, batch_size=4, perceptual=frozen_perceptual_loss(SmallCNN(1, width=8)), progress=False)
     path = tmp_path / "sub" / "tok.pt"
     save_tokenizer(tok, path)
     assert os.listdir(path.parent) == ["tok.pt"]  # written atomically: no temporary file left behind
@@ -209,3 +213,52 @@ def test_save_load_round_trip(tmp_path, kind):
     if isinstance(tok, PatchPCA):
         for name in ("basis", "mean", "variances"):
             torch.testing.assert_close(getattr(back, name), getattr(tok, name))
+
+
+# ---- crash safety and layering ----------------------------------------------------------------------
+def interrupted_vqgan_fit(ckpt, signal_at=None, **fit):
+    """A tiny VQGAN-style fit; the perceptual loss sends this process SIGTERM on its call ``signal_at``."""
+    torch.manual_seed(0)
+    cnn_loss = frozen_perceptual_loss(SmallCNN(1, width=8))
+    calls = []
+
+    def perceptual(x_rec, x):
+        calls.append(1)
+        if len(calls) == signal_at:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives during that step's forward pass
+        return cnn_loss(x_rec, x)
+
+    torch.manual_seed(1)
+    tok = make_tokenizer("vqgan", 8, width=8)
+    options = dict(steps=12, batch_size=8, lr=3e-3, perceptual=perceptual, progress=False, seed=3, ckpt_path=ckpt)
+    return tok, tok.fit(smooth_images(32, size=32), **{**options, **fit})
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals: main thread")
+def test_fit_stops_on_sigterm_and_resumes_exactly(tmp_path):
+    ref, ref_stats = interrupted_vqgan_fit(None)
+    ckpt = tmp_path / "tok.partial.pt"
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_vqgan_fit(ckpt, signal_at=6)  # during step 6 of 12 (the adversarial terms start at step 4)
+    assert torch.load(ckpt, weights_only=True)["step"] == 6  # the step in progress finished, then saved
+    with pytest.raises(ValueError, match="lr: 0.003 .checkpoint. != 0.001"):
+        interrupted_vqgan_fit(ckpt, lr=1e-3)
+    tok, stats = interrupted_vqgan_fit(ckpt)
+    for key, value in ref.state_dict().items():
+        assert torch.equal(tok.state_dict()[key], value), key
+    for key in ("recon_mse", "latent_scale", "final_loss", "mean_loss", "mean_d_loss"):
+        assert stats[key] == ref_stats[key], key
+
+
+def test_tokenizers_do_not_import_the_label_trained_network():
+    """The perceptual loss is passed in: nothing in the tokenizers package imports ldae_lite.supervised."""
+    import ast
+    from pathlib import Path
+
+    import ldae_lite.tokenizers
+
+    for path in Path(ldae_lite.tokenizers.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [getattr(node, "module", None) or ""] + [alias.name for alias in node.names]
+                assert not any("supervised" in name for name in names), (path.name, names)

@@ -1,4 +1,4 @@
-"""The training loop: lr schedule, learning, exact resume, checkpoint edge cases, Ctrl-C."""
+"""The training loop: lr schedule, learning, exact resume, checkpoint edge cases, Ctrl-C and SIGTERM."""
 
 import dataclasses
 import math
@@ -87,7 +87,7 @@ def test_lr_schedule_pinned_values():
 
 
 @pytest.mark.parametrize("bad", [dict(steps=0), dict(lr=0.0), dict(warmup_frac=1.0), dict(grad_clip=0.0),
-                                 dict(ckpt_every=0), dict(log_every=0), dict(batch_size=0)])
+                                 dict(ckpt_every=0), dict(ckpt_seconds=-1.0), dict(log_every=0), dict(batch_size=0)])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         dataclasses.replace(CFG, **bad)
@@ -131,8 +131,7 @@ def test_resume_is_exact(tmp_path, exc, m, resumed_from):
     model, stats = run(ckpt=ckpt)
     assert stats.resumed_from == resumed_from and stats.steps == CFG.steps
     assert same_params(model, ref)
-    if exc is Stop:  # log points aligned with the checkpoint: the loss record is identical too
-        assert stats.losses == ref_stats.losses
+    assert stats.losses == ref_stats.losses  # the checkpoint holds the loss summed since the last log point
 
 
 def test_completed_checkpoint_returns_at_once(tmp_path, capsys):
@@ -187,16 +186,31 @@ def test_keyboard_interrupt_saves_current_step(tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name != "run.pt"]  # no temporary files left
 
 
+def test_timed_checkpoints_at_log_points(tmp_path):
+    """ckpt_seconds=0: a checkpoint at every log point; None: none before the end."""
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(Stop):
+        run(dataclasses.replace(CFG, ckpt_every=None, ckpt_seconds=0.0), ckpt=ckpt, on_step=stop_at(13))
+    assert torch.load(ckpt, weights_only=True)["step"] == 10  # log_every = 5: steps 5 and 10 were saved
+    ckpt.unlink()
+    with pytest.raises(Stop):
+        run(dataclasses.replace(CFG, ckpt_every=None, ckpt_seconds=None), ckpt=ckpt, on_step=stop_at(13))
+    assert not ckpt.exists()
+
+
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals: main thread")
-def test_sigint_stops_after_the_current_step(tmp_path):
-    """A real Ctrl-C (SIGINT) mid-step finishes that step, saves it and raises KeyboardInterrupt."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_after_the_current_step(tmp_path, sig):
+    """A real Ctrl-C (SIGINT) or SIGTERM mid-step finishes that step, saves it and raises KeyboardInterrupt;
+    the handlers in place before are back afterwards."""
     ref, _ = run()
     ckpt = tmp_path / "run.pt"
+    before = signal.getsignal(sig)
 
     def interrupting_loss(model, x, y, generator):
         loss = noisy_regression(model, x, y, generator)
         if interrupting_loss.calls == 11:
-            os.kill(os.getpid(), signal.SIGINT)  # arrives during step 12's forward pass
+            os.kill(os.getpid(), sig)  # arrives during step 12's forward pass
         interrupting_loss.calls += 1
         return loss
     interrupting_loss.calls = 0
@@ -204,6 +218,7 @@ def test_sigint_stops_after_the_current_step(tmp_path):
     x, y = toy_data()
     with pytest.raises(KeyboardInterrupt):
         train(tiny_mlp(), interrupting_loss, x, y, CFG, device="cpu", ckpt_path=ckpt, progress=False)
+    assert signal.getsignal(sig) is before
     assert torch.load(ckpt, weights_only=True)["step"] == 12
     model, _ = run(ckpt=ckpt)
     assert same_params(model, ref)

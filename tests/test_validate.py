@@ -84,6 +84,6 @@ def test_code_hash_ignores_comments_and_docstrings_only(tmp_path):
 
 def test_training_path_modules_exist():
     names = {p.relative_to(code_version.PACKAGE).parts[0].removesuffix(".py") for p in code_version.files()}
-    missing = set(code_version.TRAINING_PATH) - names - {"builders"}  # builders arrives with the experiment split
+    missing = set(code_version.TRAINING_PATH) - names
     assert not missing, f"TRAINING_PATH names modules that do not exist: {missing}"
     assert len(code_version.training_code_hash()) == 12
