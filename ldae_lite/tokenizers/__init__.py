@@ -11,7 +11,8 @@ tokenizer's sophistication. Objectives (Sec. 4.2; x is the image for the conv VA
     pixel        identity on patches (d = D)                                                        pca.py
 
 All share one interface (base.py): ``encode(images) -> (N, L, d)``, ``decode(z) -> (N, C, H, W)``,
-``fit(...)``; registry.py builds them by kind. Each token covers a patch_size x patch_size pixel patch (8 for 32x32 images: L = 16 tokens).
+``fit(...)``; registry.py builds them by kind. Each token covers a patch_size x patch_size pixel patch
+(8 for 32x32 images: L = 16 tokens).
 After fitting, latents are multiplied by a scalar ``latent_scale`` (1 / std of the latents, like
 Stable Diffusion's 0.18215) so that noise of standard deviation sigma means the same thing for every
 tokenizer; decode divides it out. Whitened PCA latents already have unit variance per coordinate.
