@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ldae_lite"
 # (name, modules, whether modules of the layer may import each other), lowest layer first.
 LAYERS = (
     ("foundations", {"models", "noise", "patches", "data", "device", "budgets", "recipes", "paper", "checkpoint",
-                     "conv_vae", "tables", "stats", "validate", "code_version"}, True),
+                     "conv_vae", "tables", "stats", "validate", "code_version", "timing", "lifeline"}, True),
     ("tokenizers", {"tokenizers", "supervised"}, False),
     ("objectives", {"objectives"}, False),
     ("training, probing, sampling", {"train", "probe", "sampling"}, False),
