@@ -18,7 +18,7 @@ from . import budgets as budgets_mod
 from . import cache, timing
 from . import device as device_mod
 from . import probe as probe_mod
-from .builders import build, get_cnn, get_tokenizer, load_split
+from .builders import build, get_cnn, get_tokenizer, load_split, needs_cnn
 from .cache import is_done, run_folder, trains_tokenizer
 from .noise import SINGLE_SIGMAS, NoiseSchedule
 from .objectives import Objective
@@ -76,7 +76,8 @@ def run(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int =
     stored = cache.read_json(folder / "result.json")
     if cache.reusable(stored, generate, budget):
         print(f"reusing cached run {folder.name} (probe {stored['probe_accuracy']:.2f}%)")
-        timing.cached("training", "features", "probes", *(("sampling",) if generate else ()))
+        timing.cached("data", "tokenizers", "training", "features", "probes",  # the work the cache spared
+                      *(("cnn",) if generate or needs_cnn(recipe) else ()), *(("sampling",) if generate else ()))
         return Result(**{**stored, "cached": True})
     stale = stored is not None and not cache.probed_as(stored, budget)
     if stale:
