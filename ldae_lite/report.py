@@ -49,7 +49,8 @@ def to_markdown(report: dict) -> str:
 def trajectory_markdown(report: dict) -> str:
     """The notebook's table of a report: ours (mean ± std over seeds) and the paper's, each change and whether
     its sign agrees, with the training time and seeds of each number, and whether the report trained the
-    run or reused a cached one. Δ is to the previous row shown."""
+    run or reused a cached one. Δ is to the previous row shown. Where the report's time went follows the
+    table (:func:`time_breakdown_markdown`; reports made before it was kept end with the table)."""
     seeds = report["meta"]["seeds"]
     rows = []
     for i, r in enumerate(report["steps"], 1):
@@ -59,8 +60,9 @@ def trajectory_markdown(report: dict) -> str:
                      fmt(r.get("paper_delta"), 1, signed=True, empty=""), sign, _YES_NO.get(r.get("within_noise"), ""),
                      f"{r.get('train_seconds') or 0:.0f}", len(r.get("accuracies", seeds)),
                      "reused" if r.get("cached") else "trained"])
-    return markdown_table(["#", "step", "ours %", "Δ ours", "paper %", "Δ paper", "same sign", "within noise",
-                           "train s", "seeds", "run (when the report was made)"], rows)
+    table = markdown_table(["#", "step", "ours %", "Δ ours", "paper %", "Δ paper", "same sign", "within noise",
+                            "train s", "seeds", "run (when the report was made)"], rows)
+    return table + ("\n" + time_breakdown_markdown(report) if "time_breakdown" in report["meta"] else "")
 
 
 def _step_label(row: dict) -> str:

@@ -43,6 +43,7 @@ def test_the_time_breakdown_goes_under_the_table():
     assert cells.startswith("| 1.0 s (2%) | cached | 5.0 s (9%) | 40 s (73%) | 0.0 s (0%) |")
     assert report.time_summary(rep) == ("time: 30 s wall, workers busy 94%; denoiser training 73%, "
                                         "other 11%, tokenizers 9%, workers idle 5%, data 2%")
+    assert report.trajectory_markdown(rep).endswith(md[md.index("Where the time went"):])  # the notebook's too
     one = with_time_breakdown(fake_report([85.0]), workers=1)
     assert "workers" not in report.to_markdown(one).split("Where the time went: ")[1].splitlines()[0]
     assert report.time_summary(one).startswith("time: 1.0 min wall; denoiser training 67%")
