@@ -8,9 +8,10 @@ each worker, gives it two ways to end with its parent:
 1. on Linux, the kernel sends the worker SIGKILL the moment its parent exits
    (``prctl(PR_SET_PDEATHSIG, SIGKILL)``): no Python code of the worker has to run, so it ends whatever
    it is doing, even inside a long torch operation;
-2. on any system, a daemon thread looks once a second whether the parent is still the process that
-   started the worker (a process whose parent dies is adopted by another one, so ``os.getppid()``
-   changes) and ends the worker with ``os._exit`` when it is not.
+2. on Linux, macOS and the other POSIX systems, a daemon thread looks once a second whether the parent
+   is still the process that started the worker (a process whose parent dies is adopted by another one,
+   so ``os.getppid()`` changes) and ends the worker with ``os._exit`` when it is not. (Windows keeps
+   reporting the dead parent's id: there this thread never fires.)
 """
 
 from __future__ import annotations

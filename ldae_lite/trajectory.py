@@ -2,7 +2,8 @@
 summarise each step against the paper.
 
 The result is a plain dict (JSON as it is), the *trajectory report*: ``meta`` (budget, dataset, seeds,
-machine, commit, time), ``raw_pixels`` (the raw-pixel probe) and ``steps``, one row per step with our
+machine, commit, time, and where the time went: ``time_breakdown``, :func:`timing.breakdown`),
+``raw_pixels`` (the raw-pixel probe) and ``steps``, one row per step with our
 accuracies over seeds, their mean and std, the paper's number, the change from the step before (ours and
 the paper's), whether the two changes have the same sign, and whether ours is within seed noise.
 :mod:`ldae_lite.report` writes it as Markdown, JSON and a chart; :mod:`ldae_lite.compare` reads it.
