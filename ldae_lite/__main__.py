@@ -90,6 +90,7 @@ def _trajectory(args) -> int:
     print(report.to_markdown(rep))
     paths = report.save(rep, Path(args.out) if args.out else runs_dir() / "trajectory")
     print("written: " + ", ".join(str(p) for p in paths.values()))
+    print(report.time_summary(rep))  # the table above has it phase by phase
     return 0
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from . import budgets as budgets_mod
-from . import cache, supervised, tokenizers
+from . import cache, supervised, timing, tokenizers
 from . import data as data_mod
 from . import device as device_mod
 from . import probe as probe_mod
@@ -32,6 +32,11 @@ NUM_CLASSES = 10
 
 def load_split(dataset: str, split: str, budget, scale: int = 1, seed: int = 0):
     """Images and labels of a split, cut to the budget's subset and upsampled ``scale`` times (Fig. 5)."""
+    with timing.phase("data"):
+        return _load_split(dataset, split, budget, scale)
+
+
+def _load_split(dataset: str, split: str, budget, scale: int):
     ds = data_mod.load(dataset, split)
     images, labels = ds.images, ds.labels
     limit = budget.train_subset if split == "train" else budget.probe_test
@@ -69,11 +74,13 @@ def get_cnn(budget, dataset: str, device, progress: bool = True):
     images, labels = load_split(dataset, "train", budget)
     if path.exists():
         try:
-            return supervised.load_cnn(path, map_location=device).to(device).eval()
+            cnn = supervised.load_cnn(path, map_location=device).to(device).eval()
+            timing.cached("cnn")
+            return cnn
         except Exception as e:  # noqa: BLE001 - any failure to read means recompute
             warnings.warn(f"corrupted file {path} ({e}); retraining the CNN", stacklevel=2)
     partial = path.with_suffix(".partial.pt")  # resumed after an interruption, deleted once `path` is written
-    with fit_threads(device):
+    with fit_threads(device), timing.phase("cnn"):
         cnn, _ = supervised.train_cnn(images, labels, steps=budget.cnn_steps, batch_size=budget.tokenizer_batch,
                                       device=device, seed=0, progress=progress, ckpt_path=partial)
     supervised.save_cnn(cnn, path)
@@ -88,7 +95,9 @@ def get_tokenizer(recipe: Recipe, budget, dataset: str, seed: int = 0, device=No
     path = cache.tokenizer_path(recipe, budget, dataset, seed)
     if path.exists():
         try:
-            return tokenizers.load_tokenizer(path, map_location=device).to(device).eval()
+            tok = tokenizers.load_tokenizer(path, map_location=device).to(device).eval()
+            timing.cached("tokenizers")
+            return tok
         except Exception as e:  # noqa: BLE001
             warnings.warn(f"corrupted file {path} ({e}); refitting the tokenizer", stacklevel=2)
     images, labels = load_split(dataset, "train", budget, recipe.resolution_scale)
@@ -100,7 +109,8 @@ def get_tokenizer(recipe: Recipe, budget, dataset: str, seed: int = 0, device=No
     cnn = get_cnn(budget, dataset, device, progress) if needs_cnn(recipe) else None
     perceptual = supervised.frozen_perceptual_loss(cnn) if cnn is not None else None
     partial = path.with_suffix(".partial.pt")  # resumed after an interruption, deleted once `path` is written
-    with fit_threads(device) if cache.trains_tokenizer(recipe) else contextlib.nullcontext():
+    threads = fit_threads(device) if cache.trains_tokenizer(recipe) else contextlib.nullcontext()
+    with threads, timing.phase("tokenizers"):
         tok.fit(images, labels, steps=budget.tokenizer_steps, batch_size=budget.tokenizer_batch, device=device,
                 perceptual=perceptual, progress=progress, seed=seed, ckpt_path=partial)
     tokenizers.save_tokenizer(tok, path)

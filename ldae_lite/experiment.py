@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import torch
 
 from . import budgets as budgets_mod
-from . import cache
+from . import cache, timing
 from . import device as device_mod
 from . import probe as probe_mod
-from .builders import build, get_cnn, get_tokenizer, load_split
+from .builders import build, get_cnn, get_tokenizer, load_split, needs_cnn
 from .cache import is_done, run_folder, trains_tokenizer
 from .noise import SINGLE_SIGMAS, NoiseSchedule
 from .objectives import Objective
@@ -57,6 +57,7 @@ class Result:
     probe_version: int = 1
     probe_base_lr: float | None = None  # the base lr the probe chose (per 256 examples)
     probe: dict | None = None  # the budget's probe settings the accuracies were measured with
+    timings: dict = field(default_factory=dict)  # {phase: seconds} of the call that trained it (timing.PHASES)
 
     @property
     def wall_seconds(self) -> float:
@@ -75,21 +76,26 @@ def run(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int =
     stored = cache.read_json(folder / "result.json")
     if cache.reusable(stored, generate, budget):
         print(f"reusing cached run {folder.name} (probe {stored['probe_accuracy']:.2f}%)")
+        timing.cached("data", "tokenizers", "training", "features", "probes",  # the work the cache spared
+                      *(("cnn",) if generate or needs_cnn(recipe) else ()), *(("sampling",) if generate else ()))
         return Result(**{**stored, "cached": True})
     stale = stored is not None and not cache.probed_as(stored, budget)
     if stale:
         print(f"cached run {folder.name} was probed with an older probe or other probe settings: "
               "reusing its weights, probing again")
 
-    obj, model, rows, labels, stats = _train(recipe, budget, dataset, seed, device, folder, progress)
-    start = time.perf_counter()
-    lin, knn, test_images = _probe(recipe, budget, dataset, obj, model, rows, labels, device, progress)
-    frechet = stored.get("frechet") if stale else None  # sampling does not depend on the probe
-    if generate and frechet is None:
-        from .sampling import frechet_of_samples
-        frechet = frechet_of_samples(model, obj, get_cnn(budget, dataset, device, progress), test_images,
-                                     n=budget.fid_samples, steps=budget.sample_steps, seed=seed, device=device)
-    probe_seconds = time.perf_counter() - start
+    with timing.record() as phases:
+        obj, model, rows, labels, stats = _train(recipe, budget, dataset, seed, device, folder, progress)
+        start = time.perf_counter()
+        lin, knn, test_images = _probe(recipe, budget, dataset, obj, model, rows, labels, device, progress)
+        frechet = stored.get("frechet") if stale else None  # sampling does not depend on the probe
+        if generate and frechet is None:
+            from .sampling import frechet_of_samples
+            with timing.phase("sampling"):
+                frechet = frechet_of_samples(model, obj, get_cnn(budget, dataset, device, progress), test_images,
+                                             n=budget.fid_samples, steps=budget.sample_steps, seed=seed,
+                                             device=device)
+        probe_seconds = time.perf_counter() - start
     losses = [list(x) for x in stats.losses]
     result = Result(key=cache.run_key(recipe, budget, dataset, seed), recipe=dataclasses.asdict(recipe),
                     budget=budget.name, dataset=dataset, seed=seed, probe_accuracy=float(lin.accuracy),
@@ -98,7 +104,7 @@ def run(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int =
                     final_loss=float(losses[-1][1]) if losses else float("nan"), frechet=frechet, losses=losses,
                     created=time.strftime("%Y-%m-%d %H:%M:%S"), commit=cache.git_commit(),
                     probe_version=cache.PROBE_VERSION, probe_base_lr=lin.base_lr,
-                    probe=cache.probe_settings(budget))
+                    probe=cache.probe_settings(budget), timings=phases.seconds)
     cache.write_json(folder / "result.json", dataclasses.asdict(result))
     return result
 
@@ -110,11 +116,13 @@ def _train(recipe: Recipe, budget, dataset: str, seed: int, device, folder, prog
     device_mod.seed_everything(seed)  # the denoiser's init, whatever fitting a tokenizer drew before
     obj, model = build(recipe, tok, budget)
     images, labels = load_split(dataset, "train", budget, recipe.resolution_scale)
-    rows = obj.prepare(images.to(device))
+    with timing.phase("data"):
+        rows = obj.prepare(images.to(device))
     cfg = TrainConfig(steps=budget.steps, batch_size=budget.batch_size, lr=budget.lr,
                       warmup_frac=budget.warmup_frac, weight_decay=budget.weight_decay)
-    stats = train(model.to(device), obj.loss, rows, labels.to(device), cfg, device=device,
-                  ckpt_path=folder / "ckpt.pt", seed=seed, desc=recipe_label(recipe), progress=progress)
+    with timing.phase("training"):
+        stats = train(model.to(device), obj.loss, rows, labels.to(device), cfg, device=device,
+                      ckpt_path=folder / "ckpt.pt", seed=seed, desc=recipe_label(recipe), progress=progress)
     return obj, model, rows, labels, stats
 
 
@@ -124,13 +132,16 @@ def _probe(recipe: Recipe, budget, dataset: str, obj: Objective, model, rows, la
     t = probe_t(recipe, obj.schedule)
     n_train = budget.probe_train or len(rows)
     test_images, test_labels = load_split(dataset, "test", budget, recipe.resolution_scale)
-    test_rows = obj.prepare(test_images.to(device))
-    f_train = encoder_features(model, obj, rows[:n_train], t)
-    f_test = encoder_features(model, obj, test_rows, t)
+    with timing.phase("data"):
+        test_rows = obj.prepare(test_images.to(device))
+    with timing.phase("features"):
+        f_train = encoder_features(model, obj, rows[:n_train], t)
+        f_test = encoder_features(model, obj, test_rows, t)
     y_train = labels[:n_train].cpu()
-    lin = probe_mod.linear_probe(f_train, y_train, f_test, test_labels, epochs=budget.probe_epochs,
-                                 verbose=progress)
-    knn = probe_mod.knn_probe(f_train, y_train, f_test, test_labels)
+    with timing.phase("probes"):
+        lin = probe_mod.linear_probe(f_train, y_train, f_test, test_labels, epochs=budget.probe_epochs,
+                                     verbose=progress)
+        knn = probe_mod.knn_probe(f_train, y_train, f_test, test_labels)
     return lin, knn, test_images
 
 
@@ -192,9 +203,11 @@ def pixel_baseline(dataset: str = "fashion-mnist", budget=None, seed: int = 0, p
     stored = cache.read_json(path)
     if stored is not None:
         print(f"reusing cached raw-pixel baseline {path.name} (linear probe {stored['linear']:.2f}%)")
+        timing.cached("probes")
         return stored
-    r = probe_mod.raw_pixel_baseline(dataset, probe_train=budget.probe_train, probe_test=budget.probe_test,
-                                     epochs=budget.probe_epochs, seed=seed, verbose=progress)
+    with timing.phase("probes"):  # its images are loaded inside: their seconds count here too
+        r = probe_mod.raw_pixel_baseline(dataset, probe_train=budget.probe_train, probe_test=budget.probe_test,
+                                         epochs=budget.probe_epochs, seed=seed, verbose=progress)
     out = dict(linear=r.linear.accuracy, knn=r.knn, base_lr=r.linear.base_lr,
                n_train=r.n_train, n_test=r.n_test, seconds=r.seconds)
     cache.write_json(path, out)

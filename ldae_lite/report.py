@@ -1,6 +1,7 @@
 """The trajectory report (:mod:`ldae_lite.trajectory` makes it) as tables and files, and found again:
 Markdown for the file and for a notebook, JSON + Markdown + a Fig. 6-style chart on disk, the reports
-shipped in ``results/`` or written to ``runs/trajectory``, and one paragraph saying where a report came from.
+shipped in ``results/`` or written to ``runs/trajectory``, one paragraph saying where a report came from,
+and where its wall time went (:func:`time_breakdown_markdown`).
 """
 
 from __future__ import annotations
@@ -11,16 +12,22 @@ from . import budgets as budgets_mod
 from .cache import RESULTS_DIR, read_json, runs_dir, write_json, write_text
 from .recipes import TRAJECTORY
 from .tables import fmt, fmt_mean_std, markdown_table
+from .timing import BREAKDOWN
 
 BUDGET_ORDER = ("full", "lecture", "smoke")  # the order reports are read in: the most trained first
 _YES_NO = {True: "yes", False: "no"}
+# The phases of meta.time_breakdown (timing.BREAKDOWN) as a reader names them.
+PHASE_NAMES = {"data": "data", "cnn": "CNN", "tokenizers": "tokenizers", "training": "denoiser training",
+               "features": "features", "probes": "probes", "sampling": "sampling + FD",
+               "workers_idle": "workers idle", "other": "other"}
 
 
 # --------------------------------------------------------------------------------------------------
 # a report as Markdown
 # --------------------------------------------------------------------------------------------------
 def to_markdown(report: dict) -> str:
-    """The report's Markdown file: provenance, the raw-pixel baseline, then one row per step."""
+    """The report's Markdown file: provenance, the raw-pixel baseline, one row per step, then where the
+    time went (reports made before the breakdown was kept end with the table)."""
     m = report["meta"]
     raw = report["raw_pixels"]
     head = (f"Budget `{m.get('label', m['budget'])}`, dataset `{m['dataset']}`, seeds {m['seeds']}, {m['device']}, "
@@ -34,14 +41,16 @@ def to_markdown(report: dict) -> str:
                      fmt(r.get("paper_delta"), 2, signed=True, empty=""), _YES_NO.get(r.get("same_sign"), ""),
                      _YES_NO.get(r.get("within_noise"), "n/a" if i > 1 else ""), f"{r['knn']:.2f}",
                      fmt(r["frechet"], 1, empty="")])
-    return head + markdown_table(["#", "step", "ours (linear probe %)", "Δ ours", "paper", "Δ paper", "same sign",
-                                  "within noise", "kNN", "FD"], rows)
+    table = markdown_table(["#", "step", "ours (linear probe %)", "Δ ours", "paper", "Δ paper", "same sign",
+                            "within noise", "kNN", "FD"], rows)
+    return head + table + ("\n" + time_breakdown_markdown(report) if "time_breakdown" in m else "")
 
 
 def trajectory_markdown(report: dict) -> str:
     """The notebook's table of a report: ours (mean ± std over seeds) and the paper's, each change and whether
     its sign agrees, with the training time and seeds of each number, and whether the report trained the
-    run or reused a cached one. Δ is to the previous row shown."""
+    run or reused a cached one. Δ is to the previous row shown. Where the report's time went follows the
+    table (:func:`time_breakdown_markdown`; reports made before it was kept end with the table)."""
     seeds = report["meta"]["seeds"]
     rows = []
     for i, r in enumerate(report["steps"], 1):
@@ -51,12 +60,58 @@ def trajectory_markdown(report: dict) -> str:
                      fmt(r.get("paper_delta"), 1, signed=True, empty=""), sign, _YES_NO.get(r.get("within_noise"), ""),
                      f"{r.get('train_seconds') or 0:.0f}", len(r.get("accuracies", seeds)),
                      "reused" if r.get("cached") else "trained"])
-    return markdown_table(["#", "step", "ours %", "Δ ours", "paper %", "Δ paper", "same sign", "within noise",
-                           "train s", "seeds", "run (when the report was made)"], rows)
+    table = markdown_table(["#", "step", "ours %", "Δ ours", "paper %", "Δ paper", "same sign", "within noise",
+                            "train s", "seeds", "run (when the report was made)"], rows)
+    return table + ("\n" + time_breakdown_markdown(report) if "time_breakdown" in report["meta"] else "")
 
 
 def _step_label(row: dict) -> str:
     return row["label"] + ("" if row["legitimate"] else " (uses labels)")
+
+
+# --------------------------------------------------------------------------------------------------
+# where the time went
+# --------------------------------------------------------------------------------------------------
+def time_breakdown_markdown(report: dict) -> str:
+    """A sentence on the wall time and the workers, then one row: each phase's seconds and share.
+
+    The shares are of the worker time (the wall time, with a parallel part counted once per worker:
+    :func:`timing.breakdown`), so they add up to 100%. What the report reused from the cache counts as
+    0 s and reads "cached"."""
+    tb = report["meta"]["time_breakdown"]
+    text = f"Where the time went: wall time {_duration(tb['wall_seconds'])}"
+    if tb["workers"] > 1:
+        text += (f", {tb['workers']} workers in parallel ({_duration(tb['worker_seconds'])} of worker time, "
+                 f"the shares below are of it), workers busy {tb['busy_percent']:.0f}% of their time")
+    trained, runs = report["meta"].get("runs_trained"), sum(len(r.get("accuracies", ())) for r in report["steps"])
+    if trained is not None and trained < runs:
+        text += f"; {trained} of {runs} runs trained, the others reused from the cache (0 s)"
+    cells = [_phase_cell(tb["phases"][name]) for name in BREAKDOWN]
+    return text + ".\n\n" + markdown_table([PHASE_NAMES[name] for name in BREAKDOWN], [cells])
+
+
+def time_summary(report: dict) -> str:
+    """One line: the wall time, in parallel how busy the workers were, and each phase's share (largest
+    first; those under 0.5% left out)."""
+    tb = report["meta"]["time_breakdown"]
+    shares = sorted(((p["percent"], name) for name, p in tb["phases"].items() if p["percent"] >= 0.5), reverse=True)
+    busy = f", workers busy {tb['busy_percent']:.0f}%" if tb["workers"] > 1 else ""
+    return (f"time: {_duration(tb['wall_seconds'])} wall{busy}; "
+            + ", ".join(f"{PHASE_NAMES[name]} {pct:.0f}%" for pct, name in shares))
+
+
+def _phase_cell(entry: dict) -> str:
+    if entry["cached"]:
+        return "cached"
+    return f"{_seconds(entry['seconds'])} ({entry['percent']:.0f}%)"
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if abs(s) < 10 else f"{s:.0f} s"
+
+
+def _duration(s: float) -> str:
+    return _seconds(s) if s < 60 else f"{s / 60:.1f} min"
 
 
 def describe_report(report: dict, source=None) -> str:

@@ -2,7 +2,8 @@
 summarise each step against the paper.
 
 The result is a plain dict (JSON as it is), the *trajectory report*: ``meta`` (budget, dataset, seeds,
-machine, commit, time), ``raw_pixels`` (the raw-pixel probe) and ``steps``, one row per step with our
+machine, commit, time, and where the time went: ``time_breakdown``, :func:`timing.breakdown`),
+``raw_pixels`` (the raw-pixel probe) and ``steps``, one row per step with our
 accuracies over seeds, their mean and std, the paper's number, the change from the step before (ours and
 the paper's), whether the two changes have the same sign, and whether ours is within seed noise.
 :mod:`ldae_lite.report` writes it as Markdown, JSON and a chart; :mod:`ldae_lite.compare` reads it.
@@ -11,6 +12,7 @@ the paper's), whether the two changes have the same sign, and whether ours is wi
 from __future__ import annotations
 
 import multiprocessing
+import os
 import platform
 import statistics
 import sys
@@ -22,10 +24,12 @@ from tqdm.auto import tqdm
 
 from . import budgets as budgets_mod
 from . import device as device_mod
+from . import timing
 from .builders import get_cnn, get_tokenizer, needs_cnn
 from .cache import git_commit, is_done, tokenizer_key, trains_tokenizer
 from .experiment import pixel_baseline
 from .experiment import run as run_step
+from .lifeline import end_with_parent
 from .recipes import TRAJECTORY, Step
 from .stats import mean_std, noise_bar
 from .tables import fmt_mean_std
@@ -39,6 +43,9 @@ def run(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: tuple[St
     With more than one, the tokenizers the runs share and the runs themselves are spread over the
     processes (see :func:`_run_in_parallel`); the numbers are the same as one run after another (same
     parameters to the bit: a test checks it), only the wall time changes.
+
+    ``meta.time_breakdown`` says where the wall time went, phase by phase (:func:`timing.breakdown`); what
+    was reused from the cache counts as 0 s.
     """
     budget = budgets_mod.get_budget(budget)
     device = device_mod.get_device()
@@ -48,10 +55,29 @@ def run(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: tuple[St
     workers = default_workers(device) if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers={workers} must be >= 1 (or None for the default)")
-    if workers > 1 and len(todo) > 1:
-        done, raw = _run_in_parallel(todo, budget, dataset, generate, workers, device, progress)
-    else:
-        done, raw = {}, pixel_baseline(dataset, budget, progress=progress)
+    pool = dict(workers=1)  # the processes of the parallel part, its wall seconds and its jobs' seconds
+    with timing.record() as phases:
+        if workers > 1 and len(todo) > 1:
+            done, raw, pool = _run_in_parallel(todo, budget, dataset, generate, workers, device, progress)
+        else:
+            done, raw = {}, pixel_baseline(dataset, budget, progress=progress)
+        rows = _step_rows(steps, seeds, done, budget, dataset, generate, progress)
+    wall = time.perf_counter() - start
+    meta = dict(budget=budget.name, overrides=budgets_mod.overrides(budget), label=budgets_mod.label(budget),
+                file_stem=f"trajectory_{dataset}_{budgets_mod.slug(budget)}", dataset=dataset,
+                seeds=list(seeds), device=device_mod.describe(device), workers=workers, runs_trained=len(todo),
+                torch=torch.__version__, python=platform.python_version(), commit=git_commit(),
+                created=time.strftime("%Y-%m-%d %H:%M:%S"), wall_seconds=wall,
+                time_breakdown=timing.breakdown(phases, wall, **pool),
+                command="python -m ldae_lite " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("__main__.py")
+                else "")
+    return dict(meta=meta, raw_pixels=dict(linear=raw["linear"], knn=raw["knn"]), steps=rows)
+
+
+def _step_rows(steps: tuple[Step, ...], seeds, done: dict, budget, dataset: str, generate: bool,
+               progress: bool) -> list[dict]:
+    """One row per step (:func:`_step_row`, :func:`_change`), its runs taken from ``done`` {(step key, seed):
+    Result} or run here (cache hits, or every run when the trajectory runs in one process)."""
     rows, previous = [], None
     for i, step in enumerate(steps):
         print(f"\n=== step {i + 1}/{len(steps)}: {step.label} ({step.key}) ===")
@@ -64,14 +90,7 @@ def run(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: tuple[St
         rows.append(row)
         previous = row
         print(f"--> {step.key}: ours {fmt_mean_std(row['mean'], row['std'])}  paper {step.paper_accuracy:.1f}")
-    meta = dict(budget=budget.name, overrides=budgets_mod.overrides(budget), label=budgets_mod.label(budget),
-                file_stem=f"trajectory_{dataset}_{budgets_mod.slug(budget)}", dataset=dataset,
-                seeds=list(seeds), device=device_mod.describe(device), workers=workers, runs_trained=len(todo),
-                torch=torch.__version__, python=platform.python_version(), commit=git_commit(),
-                created=time.strftime("%Y-%m-%d %H:%M:%S"), wall_seconds=time.perf_counter() - start,
-                command="python -m ldae_lite " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("__main__.py")
-                else "")
-    return dict(meta=meta, raw_pixels=dict(linear=raw["linear"], knn=raw["knn"]), steps=rows)
+    return rows
 
 
 def _step_row(step: Step, results) -> dict:
@@ -121,13 +140,14 @@ def default_workers(device) -> int:
 # --------------------------------------------------------------------------------------------------
 def _run_in_parallel(todo, budget, dataset: str, generate: bool, workers: int, device, progress: bool):
     """Train and probe ``todo`` [(step, seed)] in ``workers`` processes, every core busy until the end
-    (:func:`_plan` says in which order). Returns ({(step key, seed): Result}, the raw-pixel baseline)."""
+    (:func:`_plan` says in which order). Returns ({(step key, seed): Result}, the raw-pixel baseline,
+    {workers, pool_wall, busy}: the pool's processes, its wall seconds and the seconds of its jobs)."""
     threads = max(1, torch.get_num_threads() // workers)
     jobs = _plan(todo, budget, dataset, generate, device)
     print(f"\n{len(todo)} runs and {len(jobs) - len(todo) - 1} shared tokenizer(s)/CNN, {workers} jobs at a time "
           f"({threads} thread(s) each)")
-    results = _run_jobs(jobs, workers, threads, progress)
-    return {name: r for name, r in results.items() if isinstance(name, tuple)}, results["raw"]
+    results, pool = _run_jobs(jobs, workers, threads, progress)
+    return {name: r for name, r in results.items() if isinstance(name, tuple)}, results["raw"], pool
 
 
 def _plan(todo, budget, dataset: str, generate: bool, device) -> dict:
@@ -142,13 +162,13 @@ def _plan(todo, budget, dataset: str, generate: bool, device) -> dict:
     The PCA tokenizers take seconds: this process fits them here, before any job starts."""
     jobs = {}
     if generate and any(step.generative for step, _ in todo):
-        jobs["cnn"] = (_timed, (get_cnn, budget, dataset, device), dict(progress=False), ())
+        jobs["cnn"] = (_fit, (get_cnn, budget, dataset, device), dict(progress=False), ())
     for step, s in todo:
         k = tokenizer_key(step.recipe, budget, dataset, s)
         if not trains_tokenizer(step.recipe):
             get_tokenizer(step.recipe, budget, dataset, s, device, progress=False)  # PCA: seconds, here
         elif k not in jobs:
-            jobs[k] = (_timed, (get_tokenizer, step.recipe, budget, dataset, s, device), dict(progress=False),
+            jobs[k] = (_fit, (get_tokenizer, step.recipe, budget, dataset, s, device), dict(progress=False),
                        ("cnn",) if needs_cnn(step.recipe) else ())
     for step, s in todo:
         sample = generate and step.generative
@@ -159,10 +179,12 @@ def _plan(todo, budget, dataset: str, generate: bool, device) -> dict:
     return jobs
 
 
-def _run_jobs(jobs: dict, workers: int, threads: int, progress: bool) -> dict:
+def _run_jobs(jobs: dict, workers: int, threads: int, progress: bool) -> tuple[dict, dict]:
     """Run the jobs of :func:`_plan` in a pool of ``workers`` fresh processes of ``threads`` threads each,
-    each job once all it waits for is done. Returns {name: what the job returned}."""
-    results, pending, running = {}, list(jobs), {}
+    each job once all it waits for is done; the workers end if this process dies (:func:`_start_worker`).
+    Returns ({name: what the job returned}, {workers, pool_wall, busy}); the phases the jobs timed are
+    counted in this process's open recorders (:func:`timing.add`)."""
+    results, pending, running, busy = {}, list(jobs), {}, 0.0
 
     def ready(name) -> bool:
         if name == "raw":  # once every other job has started: it runs beside the last run, not after it
@@ -171,38 +193,53 @@ def _run_jobs(jobs: dict, workers: int, threads: int, progress: bool) -> dict:
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe with torch's thread pools
     bar = tqdm(total=len(jobs), desc="jobs", disable=not progress)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
-                             initargs=(threads,)) as pool:
+    start = time.perf_counter()
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(os.getpid(), threads)) as pool:
         while pending or running:
             for name in [n for n in pending if ready(n)]:
                 if len(running) >= workers:
                     break
                 fn, args, kwargs, _ = jobs[name]
-                running[pool.submit(fn, *args, **kwargs)] = name
+                running[pool.submit(_job, fn, args, kwargs)] = name
                 pending.remove(name)
             if not running:
                 raise RuntimeError(f"jobs {pending} wait for jobs that never run")  # a bug, not bad input
             for future in wait(running, return_when=FIRST_COMPLETED).done:
                 name = running.pop(future)
-                results[name] = future.result()
+                results[name], phases, seconds = future.result()
+                timing.add(phases)
+                busy += seconds
                 bar.update()
-                _announce(name, results[name])
+                _announce(name, results[name], seconds)
     bar.close()
-    return results
+    return results, dict(workers=workers, pool_wall=time.perf_counter() - start, busy=busy)
 
 
-def _announce(name, result) -> None:
+def _start_worker(parent_pid: int, threads: int) -> None:
+    """Each worker, first: end when the parent ends (whatever kills it), then use ``threads`` threads."""
+    end_with_parent(parent_pid)
+    torch.set_num_threads(threads)
+    print(f"worker pid {os.getpid()}: {threads} thread(s), ends with its parent (pid {parent_pid})", flush=True)
+
+
+def _job(fn, args, kwargs) -> tuple:
+    """A job, in a worker: (what ``fn`` returned, the phases it timed, its seconds)."""
+    start = time.perf_counter()
+    with timing.record() as phases:
+        out = fn(*args, **kwargs)
+    return out, phases.as_dict(), time.perf_counter() - start
+
+
+def _fit(fn, *args, **kwargs) -> None:
+    """A job that only leaves files behind (the CNN, a tokenizer): a model need not travel back."""
+    fn(*args, **kwargs)
+
+
+def _announce(name, result, seconds: float) -> None:
     """One line when a job finishes: a run's probe and speed, or a fitted tokenizer's (the CNN's) seconds."""
     if isinstance(name, tuple):
         tqdm.write(f"  trained {name[0]} seed {name[1]}: probe {result.probe_accuracy:.2f}% "
                    f"({result.train_seconds:.0f} s at {result.images_per_s:.0f} img/s)")
     elif name != "raw":
-        tqdm.write(f"  fitted {name} ({result:.0f} s)")
-
-
-def _timed(fn, *args, **kwargs) -> float:
-    """A pool job that only leaves files behind (the CNN, a tokenizer): run it, return its seconds, not
-    its result (a model need not travel back between processes)."""
-    start = time.perf_counter()
-    fn(*args, **kwargs)
-    return time.perf_counter() - start
+        tqdm.write(f"  fitted {name} ({seconds:.0f} s)")

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ldae_lite"
 LAYERS = (
     ("foundations", {"models", "noise", "patches", "data", "device", "budgets", "recipes", "paper", "checkpoint",
                      "conv_vae", "tables", "stats", "validate", "code_version", "batching", "progress",
-                     "distributed"}, True),
+                     "distributed", "timing", "lifeline"}, True),
     ("the training loop (any module, any loss)", {"train"}, False),
     ("tokenizers", {"tokenizers", "supervised"}, False),
     ("objectives", {"objectives"}, False),

@@ -1,12 +1,12 @@
-"""report: a trajectory report as Markdown (the shipped files are reproduced to the byte), written,
-found and chosen."""
+"""report: a trajectory report as Markdown (the shipped files are reproduced to the byte; a report's time
+breakdown goes under its table), written, found and chosen."""
 
 import json
 
 import pytest
 from _tiny import fake_report
 
-from ldae_lite import cache, report
+from ldae_lite import cache, report, timing
 
 
 def test_to_markdown_reproduces_the_shipped_reports():
@@ -21,6 +21,32 @@ def test_trajectory_markdown_marks_disagreement():
     assert md.count("\n") == 2 + 6 and "**no**" in md
     lines = md.splitlines()
     assert "(paper: 0)" not in lines[2] and "(paper: 0)" in lines[5]  # first row: nothing to compare; row 4: 0.0
+
+
+def with_time_breakdown(rep: dict, workers: int) -> dict:
+    phases = timing.Phases({"training": 40.0, "tokenizers": 5.0, "data": 1.0}, {"cnn", "data"})
+    pool = dict(workers=2, pool_wall=25.0, busy=47.0) if workers == 2 else {}
+    rep["meta"]["time_breakdown"] = timing.breakdown(phases, 60.0 if workers == 1 else 30.0, **pool)
+    return rep
+
+
+def test_the_time_breakdown_goes_under_the_table():
+    rep = with_time_breakdown(fake_report([85.0, 86.0]), workers=2)
+    rep["meta"]["runs_trained"] = 1
+    md = report.to_markdown(rep)
+    assert md.startswith(report.to_markdown(fake_report([85.0, 86.0])))  # the table, then the breakdown
+    tail = md.split("Where the time went: ")[1]
+    assert tail.startswith("wall time 30 s, 2 workers in parallel (55 s of worker time")
+    assert "workers busy 94% of their time; 1 of 2 runs trained" in tail
+    header, _, cells = tail.strip().splitlines()[-3:]
+    assert header == "| " + " | ".join(report.PHASE_NAMES[p] for p in timing.BREAKDOWN) + " |"
+    assert cells.startswith("| 1.0 s (2%) | cached | 5.0 s (9%) | 40 s (73%) | 0.0 s (0%) |")
+    assert report.time_summary(rep) == ("time: 30 s wall, workers busy 94%; denoiser training 73%, "
+                                        "other 11%, tokenizers 9%, workers idle 5%, data 2%")
+    assert report.trajectory_markdown(rep).endswith(md[md.index("Where the time went"):])  # the notebook's too
+    one = with_time_breakdown(fake_report([85.0]), workers=1)
+    assert "workers" not in report.to_markdown(one).split("Where the time went: ")[1].splitlines()[0]
+    assert report.time_summary(one).startswith("time: 1.0 min wall; denoiser training 67%")
 
 
 def test_save_writes_json_markdown_and_chart(tmp_path):

@@ -1,5 +1,5 @@
-"""The trajectory: run in one process or two (the same numbers), which steps a live report runs, a live
-report read back, and the command line that runs it."""
+"""The trajectory: run in one process or two (the same numbers, and a time breakdown that adds up), which
+steps a live report runs, a live report read back, and the command line that runs it."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from _tiny import TINY
 
-from ldae_lite import compare, experiment, report, trajectory
+from ldae_lite import compare, experiment, report, timing, trajectory
 from ldae_lite.recipes import STEPS, TRAJECTORY
 
 
@@ -34,10 +34,35 @@ def test_trajectory_in_two_processes_gives_the_numbers_of_one(tmp_path, monkeypa
         assert not two["cached"]
     assert reports[1]["raw_pixels"] == reports[2]["raw_pixels"]
     assert reports[2]["meta"]["workers"] == 2 and reports[2]["meta"]["runs_trained"] == 4
+    for workers, rep in reports.items():
+        check_time_breakdown(rep["meta"], workers)
     again = trajectory.run(TINY, "digits", seeds=(0, 1), steps=steps, progress=False, workers=2)
     assert all(row["cached"] for row in again["steps"]) and again["meta"]["runs_trained"] == 0
+    phases = again["meta"]["time_breakdown"]["phases"]  # all of it reused, in this one process
+    assert again["meta"]["time_breakdown"]["workers"] == 1
+    assert all(phases[name]["cached"] and phases[name]["seconds"] == 0 for name in timing.PHASES), phases
     with pytest.raises(ValueError, match="workers=0 must be >= 1"):
         trajectory.run(TINY, "digits", steps=steps, progress=False, workers=0)
+
+
+def check_time_breakdown(meta: dict, workers: int) -> None:
+    """A trained trajectory's time: every phase there, none negative, the work's phases took time, and the
+    seconds add up to the wall time (the pool's counted once per worker)."""
+    tb = meta["time_breakdown"]
+    assert list(tb["phases"]) == list(timing.BREAKDOWN) and tb["workers"] == workers
+    assert tb["wall_seconds"] == meta["wall_seconds"]
+    assert tb["wall_seconds"] <= tb["worker_seconds"] <= workers * tb["wall_seconds"] + 1e-9
+    seconds = {name: p["seconds"] for name, p in tb["phases"].items()}
+    assert sum(seconds.values()) == pytest.approx(tb["worker_seconds"], rel=1e-9)
+    assert sum(p["percent"] for p in tb["phases"].values()) == pytest.approx(100.0)
+    assert all(s >= -1e-3 for s in seconds.values()), seconds  # "other" is what is left: never below 0
+    assert all(seconds[name] > 0 for name in ("data", "cnn", "tokenizers", "training", "features", "probes",
+                                              "sampling")), seconds
+    assert not any(p["cached"] for p in tb["phases"].values())
+    if workers == 1:
+        assert tb["busy_percent"] is None and seconds["workers_idle"] == 0
+    else:
+        assert 0 < tb["busy_percent"] <= 100 and seconds["workers_idle"] > 0
 
 
 def test_steps_to_run_uses_the_cache(tmp_path, monkeypatch):
@@ -68,7 +93,9 @@ def test_cli_trajectory_with_train_steps_names_the_override(runs, capsys):
     saved = json.loads((out / "trajectory_digits_smoke_steps3.json").read_text())
     assert saved["meta"]["overrides"] == {"steps": 3} and saved["meta"]["label"] == "smoke, steps=3"
     assert (out / "trajectory_digits_smoke_steps3.png").stat().st_size > 0
-    assert "Budget `smoke, steps=3`" in (out / "trajectory_digits_smoke_steps3.md").read_text()
+    markdown = (out / "trajectory_digits_smoke_steps3.md").read_text()
+    assert "Budget `smoke, steps=3`" in markdown and "Where the time went" in markdown
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("time: ")  # the CLI's last line
     (folder,) = runs.glob("denoisers/digits-smoke-*")
     assert torch.load(folder / "ckpt.pt", weights_only=False)["step"] == 3
     with pytest.raises(SystemExit):
