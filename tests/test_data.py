@@ -171,8 +171,9 @@ def test_command_line_names_the_default(monkeypatch, capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--dataset" in help_text and "$LDAE_DATASET or fashion-mnist-m" in help_text
     monkeypatch.setenv(data.ENV_VAR, "mnist")
-    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+    with pytest.raises(SystemExit):
         main(["pixels", "--budget", "smoke"])
+    assert "--dataset: unknown dataset 'mnist' (from $LDAE_DATASET)" in capsys.readouterr().err
 
 
 def test_missing_fashion_mnist_says_how_to_get_it(tmp_path):

@@ -49,7 +49,7 @@ from . import fashion_mnist, own
 from .base import DATASETS, SPLITS, TITLES, BrokenFileError, Dataset, default_root
 from .bundled import DIGIT_CLASSES, DIGITS_TRAIN, load_digits, sample_photos
 from .cifar10 import load_cifar10
-from .convert import as_images, split_indices
+from .convert import TEST_FRACTION, as_images, as_labels, check_lengths, split_indices
 from .fashion_mnist import CLASSES, COMPOSITE_PHOTOS, COMPOSITE_SEED, composite, composite_photos, read_idx
 from .folder import folder_dataset, from_folder, looks_like_path
 from .own import from_tensors, registered
@@ -164,7 +164,8 @@ def _load_cached(name: str, split: str, root: str, debian_dir: str, download: bo
 
 
 __all__ = ["CLASSES", "COMPOSITE_PHOTOS", "COMPOSITE_SEED", "DATASETS", "DEBIAN_FASHION_MNIST", "DEFAULT",
-           "DIGITS_TRAIN", "DIGIT_CLASSES", "ENV_VAR", "NUM_CLASSES", "SPLITS", "TITLES", "BrokenFileError",
-           "Dataset", "as_images", "clear_cache", "composite", "composite_photos", "dataset_name", "default_dataset",
-           "default_root", "describe", "from_folder", "from_tensors", "identity", "load", "num_classes", "read_idx",
-           "registered", "sample_photos", "split_indices"]
+           "DIGITS_TRAIN", "DIGIT_CLASSES", "ENV_VAR", "NUM_CLASSES", "SPLITS", "TEST_FRACTION", "TITLES",
+           "BrokenFileError", "Dataset", "as_images", "as_labels", "check_lengths", "clear_cache", "composite",
+           "composite_photos", "dataset_name", "default_dataset", "default_root", "describe", "from_folder",
+           "from_tensors", "identity", "load", "num_classes", "read_idx", "registered", "sample_photos",
+           "split_indices"]
