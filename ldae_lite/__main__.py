@@ -18,7 +18,10 @@ def main(argv=None) -> int:
     if args.command == "data":
         return _data()
     args.budget = budgets.get_budget(args.budget)
-    args.dataset = data.dataset_name(args.dataset)  # None: $LDAE_DATASET or the default
+    try:
+        args.dataset = data.dataset_name(args.dataset)  # None: $LDAE_DATASET or the default; a folder: registered
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(f"--dataset: {e}")
     if args.train_steps is not None:
         if args.train_steps < 1:
             parser.error(f"--train-steps {args.train_steps}: must be >= 1")
@@ -35,8 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     def common(p):
         p.add_argument("--budget", default=None, choices=tuple(budgets.BUDGETS),
                        help="model/training size (default: $LDAE_BUDGET or lecture)")
-        p.add_argument("--dataset", default=None, choices=data.DATASETS,
-                       help=f"the images to train and probe on (default: ${data.ENV_VAR} or {data.DEFAULT})")
+        p.add_argument("--dataset", default=None, metavar="NAME_OR_FOLDER",
+                       help=f"the images to train and probe on: one of {data.DATASETS}, or a folder of your own "
+                            f"images, root/<class>/<image> (default: ${data.ENV_VAR} or {data.DEFAULT})")
         p.add_argument("--train-steps", type=int, default=None, metavar="N",
                        help="the budget's optimizer steps, overridden (the report and its files name the change)")
 
@@ -100,7 +104,7 @@ def _data() -> int:
         try:
             ds = data.load(name, "train")
             print(f"  {name}: {len(ds.labels)} training images ({ds.source})")
-        except (FileNotFoundError, RuntimeError) as e:
+        except (FileNotFoundError, RuntimeError, data.BrokenFileError) as e:  # say what is wrong, go on
             required = name in REQUIRED_DATASETS
             ok = ok and not required
             print(f"  {name}: not available -- {e}" if required else

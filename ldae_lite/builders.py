@@ -118,14 +118,16 @@ def get_tokenizer(recipe: Recipe, budget, dataset: str, seed: int = 0, device=No
     return tok.eval()
 
 
-def build(recipe: Recipe, tokenizer, budget):
-    """The objective and a fresh DiT sized by the budget for this recipe: (objective, model)."""
+def build(recipe: Recipe, tokenizer, budget, dataset: str | None = None):
+    """The objective and a fresh DiT sized by the budget for this recipe: (objective, model). A class-conditional
+    model gets a label row per class of ``dataset`` (None: NUM_CLASSES, as every built-in dataset has)."""
     schedule = NoiseSchedule(recipe.schedule, recipe.input_scaling, SINGLE_SIGMAS.get(recipe.noise_levels))
+    classes = NUM_CLASSES if dataset is None else data_mod.num_classes(dataset)
     obj = Objective(tokenizer, schedule, target=recipe.target, input_space=recipe.input_space,
                     output_space=recipe.output_space, loss_weight=recipe.loss_weight,
                     residual_weight=recipe.residual_weight, class_cond=recipe.class_cond,
                     mask_ratio=recipe.mask_ratio)
     model = DiT(obj.in_dim, tokenizer.num_tokens, out_dim=obj.out_dim, width=budget.width, depth=budget.depth,
                 heads=budget.heads, mlp_ratio=budget.mlp_ratio,
-                num_classes=NUM_CLASSES if recipe.class_cond else 0)
+                num_classes=classes if recipe.class_cond else 0)
     return obj, model

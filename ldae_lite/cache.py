@@ -10,9 +10,11 @@ Everything lands under ``runs/`` (``$LDAE_RUNS`` moves it), keyed by a hash of w
     runs/denoisers/<run>/analysis.json    probes at other t and depths (``analysis``)
     runs/baselines/<dataset>-<key>.json   the raw-pixel probe
 
-A key holds everything that changes what is trained, and a version number for each kind of change to the
-code: bumping one retrains (or re-probes) exactly the runs it concerns. Files are written atomically
-(:func:`write_json`), and a corrupted one is reported and treated as absent (:func:`read_json`).
+``<dataset>`` is :func:`ldae_lite.data.identity`: a built-in dataset's name, or a dataset of your own's
+name and a fingerprint of its images (also part of every key). A key holds everything that changes what
+is trained, and a version number for each kind of change to the code: bumping one retrains (or
+re-probes) exactly the runs it concerns. Files are written atomically (:func:`write_json`), and a
+corrupted one is reported and treated as absent (:func:`read_json`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import warnings
 from pathlib import Path
 
 from . import budgets as budgets_mod
+from . import data as data_mod
 from .checkpoint import atomic_write
 from .recipes import FITTED_WITHOUT_GRADIENT, Recipe, stable_hash
 
@@ -102,6 +105,7 @@ def trains_tokenizer(recipe: Recipe) -> bool:
 def cnn_path(budget, dataset: str) -> Path:
     """Where the label-trained CNN of (budget, dataset) is kept."""
     budget = budgets_mod.get_budget(budget)
+    dataset = data_mod.identity(dataset)  # a dataset of your own: its name and a fingerprint of its images
     key = stable_hash(["cnn", CODE_VERSION, dataset, budget.cnn_steps, budget.tokenizer_batch, budget.train_subset,
                        FIT_VERSION])
     return runs_dir() / "cnn" / f"{dataset}-{key}.pt"
@@ -111,6 +115,7 @@ def tokenizer_key(recipe: Recipe, budget, dataset: str, seed: int) -> str:
     """What determines a fitted tokenizer: its kind, d, data and seed; for one trained by gradient, also
     the budget's tokenizer and CNN training."""
     trained = trains_tokenizer(recipe)
+    dataset = data_mod.identity(dataset)
     parts = ["tok", CODE_VERSION, dataset, recipe.tokenizer, recipe.latent_dim, recipe.resolution_scale,
              recipe.pca_whiten if recipe.tokenizer == "patch_pca" else None, budget.train_subset, seed,
              (budget.tokenizer_steps, budget.tokenizer_batch, budget.cnn_steps, FIT_VERSION) if trained else None]
@@ -126,6 +131,7 @@ def tokenizer_path(recipe: Recipe, budget, dataset: str, seed: int) -> Path:
 def baseline_path(dataset: str, budget, seed: int) -> Path:
     """Where the raw-pixel probe at a budget's probe sizes is kept."""
     budget = budgets_mod.get_budget(budget)
+    dataset = data_mod.identity(dataset)
     key = stable_hash([PROBE_VERSION, dataset, budget.probe_train, budget.probe_test, budget.probe_epochs, seed])
     return runs_dir() / "baselines" / f"{dataset}-{key}.json"
 
@@ -134,7 +140,7 @@ def run_key(recipe: Recipe, budget, dataset: str, seed: int) -> str:
     """What determines a run's training; with a tokenizer trained by gradient, that tokenizer's key too.
     The budget's probe fields are left out: a run probed with other settings is probed again (``run``)."""
     trains = {k: v for k, v in dataclasses.asdict(budget).items() if k not in PROBE_FIELDS}
-    parts = [CODE_VERSION, dataclasses.asdict(recipe), trains, dataset, seed]
+    parts = [CODE_VERSION, dataclasses.asdict(recipe), trains, data_mod.identity(dataset), seed]
     if trains_tokenizer(recipe):
         parts.append(tokenizer_key(recipe, budget, dataset, seed))
     if recipe.output_space == "image" and recipe.tokenizer == "patch_pca" and recipe.pca_whiten:
@@ -145,7 +151,8 @@ def run_key(recipe: Recipe, budget, dataset: str, seed: int) -> str:
 def run_folder(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0) -> Path:
     """The folder ``experiment.run`` keeps this run in (it need not exist yet)."""
     budget = budgets_mod.get_budget(budget)
-    return runs_dir() / "denoisers" / f"{dataset}-{budget.name}-{run_key(recipe, budget, dataset, seed)}"
+    key = run_key(recipe, budget, dataset, seed)
+    return runs_dir() / "denoisers" / f"{data_mod.identity(dataset)}-{budget.name}-{key}"
 
 
 # --------------------------------------------------------------------------------------------------

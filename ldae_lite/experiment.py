@@ -114,7 +114,7 @@ def _train(recipe: Recipe, budget, dataset: str, seed: int, device, folder, prog
     Returns (objective, model, training rows, training labels, training stats)."""
     tok = get_tokenizer(recipe, budget, dataset, seed, device, progress)
     device_mod.seed_everything(seed)  # the denoiser's init, whatever fitting a tokenizer drew before
-    obj, model = build(recipe, tok, budget)
+    obj, model = build(recipe, tok, budget, dataset)
     images, labels = load_split(dataset, "train", budget, recipe.resolution_scale)
     with timing.phase("data"):
         rows = obj.prepare(images.to(device))
@@ -173,7 +173,7 @@ def load_model(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed
     device = device or device_mod.get_device(verbose=False)
     run(recipe, budget, dataset, seed, device=device)
     tok = get_tokenizer(recipe, budget, dataset, seed, device)
-    obj, model = build(recipe, tok, budget)
+    obj, model = build(recipe, tok, budget, dataset)
     folder = run_folder(recipe, budget, dataset, seed)
     state = torch.load(folder / "ckpt.pt", map_location=device, weights_only=False)
     model.load_state_dict(state["model"])

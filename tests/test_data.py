@@ -171,8 +171,9 @@ def test_command_line_names_the_default(monkeypatch, capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--dataset" in help_text and "$LDAE_DATASET or fashion-mnist-m" in help_text
     monkeypatch.setenv(data.ENV_VAR, "mnist")
-    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+    with pytest.raises(SystemExit):
         main(["pixels", "--budget", "smoke"])
+    assert "--dataset: unknown dataset 'mnist' (from $LDAE_DATASET)" in capsys.readouterr().err
 
 
 def test_missing_fashion_mnist_says_how_to_get_it(tmp_path):
@@ -212,15 +213,19 @@ def write_cifar(root: Path, per_batch: int = 2) -> dict[str, str]:
     return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
 
 
-def test_cifar10_through_torchvision_loader(monkeypatch, tmp_path):
+def point_md5s_at(monkeypatch, md5: dict[str, str]) -> None:
+    """torchvision checks each CIFAR-10 file's md5 against the real dataset's: point its table at ours."""
     from torchvision.datasets import CIFAR10
 
-    md5 = write_cifar(tmp_path)
-    # torchvision checks each file's md5 against the real CIFAR-10's; point its table at our tiny files
-    # so the real loader code (integrity check, unpickling, HWC layout, meta) runs unchanged.
     monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5["batches.meta"]})
+
+
+def test_cifar10_through_torchvision_loader(monkeypatch, tmp_path):
+    # point torchvision's md5 table at our tiny files, so the real loader code (integrity check,
+    # unpickling, HWC layout, meta) runs unchanged.
+    point_md5s_at(monkeypatch, write_cifar(tmp_path))
     train = data.load("cifar10", "train", root=tmp_path, download=False)
     assert train.images.shape == (10, 3, 32, 32) and train.labels.dtype == torch.int64
     assert train.classes[0] == "airplane" and len(train.classes) == 10
@@ -301,3 +306,135 @@ def test_fashion_mnist_m_from_fashion_mnist_files(monkeypatch, tmp_path):
                                     f"{tmp_path / 'FashionMNIST' / 'raw'}, blended into crops of 15 bundled photos")
     assert -1 <= train.images.min() < train.images.max() <= 1
     assert train.images.std(dim=(1, 2, 3)).min() > 0  # a photo behind every (black) garment, not a flat image
+
+
+# ------------------------------------------------------------------------- broken files name themselves
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncated gz", r"train-images-idx3-ubyte\.gz is truncated: Compressed file ended"),
+    ("changed gz", r"train-images-idx3-ubyte\.gz is a corrupted gzip file \(CRC check failed"),
+    ("not gz", r"train-images-idx3-ubyte\.gz is a corrupted gzip file \(Not a gzipped file"),
+    ("short header", r"train-images-idx3-ubyte is truncated: its header needs 16 bytes, the file holds 10"),
+    ("short data", r"images-idx3-ubyte: header says \(6, 28, 28\) \(4704 bytes of data\) but the file holds 4000"),
+])
+def test_a_broken_idx_file_names_itself(tmp_path, damage, message):
+    raw = tmp_path / "FashionMNIST" / "raw"
+    write_fmnist(raw, gz=damage.endswith("gz"))
+    path = raw / ("train-images-idx3-ubyte" + (".gz" if damage.endswith("gz") else ""))
+    blob = path.read_bytes()
+    path.write_bytes({"truncated gz": blob[:len(blob) // 2], "changed gz": blob[:-8] + b"\x00" * 4 + blob[-4:],
+                      "not gz": b"plain bytes", "short header": blob[:10], "short data": blob[:16 + 4000]}[damage])
+    with pytest.raises(data.BrokenFileError, match=message):
+        data.read_idx(path)
+    with pytest.raises(data.BrokenFileError, match=str(path)):  # load says the same, and downloads nothing
+        data.load("fashion-mnist", "train", root=tmp_path)
+    assert len(data.load("fashion-mnist", "test", root=tmp_path, download=False)) == 4  # the other split is fine
+
+
+def test_labels_out_of_range_name_the_files(tmp_path):
+    raw = tmp_path / "FashionMNIST" / "raw"
+    write_fmnist(raw)
+    (raw / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.array([0, 1, 2, 3, 4, 12], dtype=np.uint8)))
+    with pytest.raises(data.BrokenFileError, match=r"train-labels-idx1-ubyte hold labels up to 12; .*\[0, 10\)"):
+        data.load("fashion-mnist", root=tmp_path, download=False)
+
+
+def test_data_command_reports_broken_sources_and_goes_on(monkeypatch, tmp_path, capsys):
+    import functools
+
+    from ldae_lite.__main__ import main
+
+    write_fmnist(tmp_path / "FashionMNIST" / "raw", gz=True)
+    gz = tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    gz.write_bytes(gz.read_bytes()[:40])
+    monkeypatch.setenv("LDAE_DATA", str(tmp_path))
+    monkeypatch.setattr(data, "load", functools.partial(data.load, download=False))  # no network in tests
+    assert main(["data"]) == 1  # a required dataset is broken
+    out = capsys.readouterr().out
+    assert f"fashion-mnist: not available -- {gz} is truncated" in out
+    assert f"fashion-mnist-m: not available -- {gz} is truncated" in out
+    assert "cifar10: not available (optional)" in out and "digits: 1500 training images" in out  # it went on
+
+
+def test_no_download_over_a_partial_fashion_mnist_folder(monkeypatch, tmp_path):
+    import torchvision.datasets
+
+    raw = tmp_path / "FashionMNIST" / "raw"
+    write_fmnist(raw)
+    for stem in FMNIST_FILES[:2]:  # the training files are missing; the test files are the user's
+        (raw / stem).unlink()
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("torchvision was asked to download over the user's files")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", no_download)
+    with pytest.raises(FileNotFoundError, match=r"no download: .*raw already holds files \(t10k-images-idx3-ubyte"):
+        data.load("fashion-mnist", "train", root=tmp_path)
+    assert (raw / "t10k-images-idx3-ubyte").is_file() and len(data.load("fashion-mnist", "test", root=tmp_path)) == 4
+
+
+@pytest.fixture
+def tiny_cifar(monkeypatch, tmp_path):
+    """CIFAR-10's layout with tiny batches, torchvision's md5 table pointed at them, and its download
+    replaced by one that records the call and fails (no network in tests)."""
+    from torchvision.datasets import CIFAR10
+
+    point_md5s_at(monkeypatch, write_cifar(tmp_path))
+    downloads = []
+
+    def download(self):
+        downloads.append(self.root)
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(CIFAR10, "download", download)
+    return tmp_path / "cifar-10-batches-py", downloads
+
+
+def test_cifar10_failing_the_checksum_says_so_and_downloads_nothing(tiny_cifar):
+    folder, downloads = tiny_cifar
+    (folder / "data_batch_3").write_bytes((folder / "data_batch_3").read_bytes()[:-10])  # truncated
+    (folder / "test_batch").unlink()
+    with pytest.raises(data.BrokenFileError) as err:
+        data.load("cifar10", "train", root=folder.parent, download=True)
+    message = str(err.value)
+    assert f"CIFAR-10 in {folder} is damaged: data_batch_3 fail torchvision's md5 checksum" in message
+    assert "test_batch missing" in message and "Nothing was downloaded over it" in message
+    assert downloads == [] and (folder / "data_batch_3").is_file()
+
+
+def test_cifar10_archive_extracted_when_intact_refused_when_not(monkeypatch, tmp_path, capsys):
+    """torchvision's own download() runs here: with an intact archive in place it fetches nothing."""
+    import shutil
+    import tarfile
+
+    from torchvision.datasets import CIFAR10
+
+    point_md5s_at(monkeypatch, write_cifar(tmp_path))
+    folder = tmp_path / CIFAR10.base_folder
+    archive = folder.parent / CIFAR10.filename
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+    shutil.rmtree(folder)
+    monkeypatch.setattr(CIFAR10, "tgz_md5", hashlib.md5(archive.read_bytes()).hexdigest())
+    train = data.load("cifar10", "train", root=folder.parent, download=False)
+    assert len(train) == 10 and f"extracted from {archive}" in capsys.readouterr().out
+    shutil.rmtree(folder)
+    archive.write_bytes(archive.read_bytes()[:100])
+    data.clear_cache()
+    with pytest.raises(data.BrokenFileError, match=f"{archive} fails torchvision's md5 checksum"):
+        data.load("cifar10", "train", root=folder.parent)
+    assert archive.stat().st_size == 100 and not folder.exists()  # nothing downloaded over it
+
+
+def test_cifar10_downloads_only_into_an_empty_folder(tiny_cifar):
+    import shutil
+
+    folder, downloads = tiny_cifar
+    shutil.rmtree(folder)
+    folder.mkdir()  # empty: a download may fill it
+    with pytest.raises(FileNotFoundError, match="download failed: OSError: network unreachable"):
+        data.load("cifar10", "train", root=folder.parent)
+    assert downloads == [str(folder.parent)]
+    with pytest.raises(FileNotFoundError, match="not found: nothing in .*download=False"):
+        data.load("cifar10", "train", root=folder.parent, download=False)
+    assert len(downloads) == 1

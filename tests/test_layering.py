@@ -22,7 +22,7 @@ LAYERS = (
     ("tokenizers", {"tokenizers", "supervised"}, False),
     ("objectives", {"objectives"}, False),
     ("probing, sampling", {"probe", "sampling"}, False),
-    ("experiment", {"cache", "builders", "experiment"}, True),
+    ("experiment", {"cache", "builders", "experiment", "own_images"}, True),
     ("the trajectory runner", {"trajectory"}, False),
     ("teaching", {"widgets", "plots", "analysis", "report", "figures", "compare", "levers", "outputs", "inline",
                   "exercises"}, True),
