@@ -21,7 +21,7 @@ LAYERS = (
     ("the training loop (any module, any loss)", {"train"}, False),
     ("tokenizers", {"tokenizers", "supervised"}, False),
     ("objectives", {"objectives"}, False),
-    ("recipes (one allowed value of each concept below per field)", {"recipes"}, False),
+    ("recipes (each field takes its allowed values from a concept below)", {"recipes"}, False),
     ("probing, sampling", {"probe", "sampling"}, False),
     ("experiment", {"cache", "builders", "experiment"}, True),
     ("the trajectory runner", {"trajectory"}, False),
