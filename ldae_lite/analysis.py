@@ -19,6 +19,7 @@ from . import budgets as budgets_mod
 from . import device as device_mod
 from . import experiment, noise
 from . import probe as probe_mod
+from .batching import batched
 from .builders import NUM_CLASSES
 from .cache import read_json, run_folder, write_json
 from .recipes import Recipe
@@ -191,10 +192,15 @@ def _label_use(obj, model, dataset, budget, recipe, seed, ts, n, dev) -> dict:
         eps = torch.randn(z0.shape, generator=gen).to(dev)
         steps = torch.full((len(y),), t, dtype=torch.long, device=dev)
         for name, lab in (("true", y), ("null", null), ("wrong", wrong)):
-            errs = []
-            for i in range(0, len(y), 500):
-                with device_mod.autocast(dev):
-                    errs.append(obj.error(model, rows[i:i + 500], steps[i:i + 500], eps[i:i + 500], lab[i:i + 500]))
-            out[name].append(float(torch.cat(errs).float().mean()))
+            out[name].append(_mean_error(obj, model, rows, steps, eps, lab, dev))
         out["gain"].append(100 * (1 - out["true"][-1] / out["null"][-1]))
     return out
+
+
+def _mean_error(obj, model, rows, steps, eps, labels, dev, batch_size: int = 500) -> float:
+    """The denoiser's squared error (Objective.error) averaged over all n rows, batch_size at a time."""
+    def error(i: torch.Tensor) -> torch.Tensor:  # (B,) row indices -> (B,) per-sample errors
+        with device_mod.autocast(dev):
+            return obj.error(model, rows[i], steps[i], eps[i], labels[i])
+
+    return float(batched(error, torch.arange(len(rows), device=dev), batch_size).float().mean())

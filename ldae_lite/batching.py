@@ -6,6 +6,10 @@ through a network at once. :func:`batched` is that loop, written once:
 
     feats = batched(lambda x: model.features(x).float().cpu(), images, 256, device="cuda")  # (N, F)
 
+Several tensors with the same rows (two image sets, rows with their labels) go through their row indices:
+
+    dist = batched(lambda i: distance(a[i], b[i]), torch.arange(len(a)), 256)  # (N,)
+
 Put the network in eval mode first: in train mode a BatchNorm would mix the rows of a batch, and each
 row of the result should depend on its own input row only.
 """

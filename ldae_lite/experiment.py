@@ -18,6 +18,7 @@ from . import budgets as budgets_mod
 from . import cache, timing
 from . import device as device_mod
 from . import probe as probe_mod
+from .batching import batched
 from .builders import build, get_cnn, get_tokenizer, load_split, needs_cnn
 from .cache import is_done, run_folder, trains_tokenizer
 from .noise import SINGLE_SIGMAS, NoiseSchedule
@@ -159,12 +160,13 @@ def encoder_features(model, obj: Objective, rows: torch.Tensor, t: int, depth=No
     in the CPU's cache."""
     model.eval()
     dev = next(model.parameters()).device
-    out = []
-    for i in range(0, len(rows), batch_size):
-        x = obj.clean_input(rows[i:i + batch_size].to(dev))
+
+    def features(batch: torch.Tensor) -> torch.Tensor:  # (B, L, d [+ D]) rows -> (B, width)
+        x = obj.clean_input(batch)
         with device_mod.autocast(dev):
-            out.append(model.features(x, float(t), depth=depth).float().cpu())
-    return torch.cat(out)
+            return model.features(x, float(t), depth=depth).float().cpu()
+
+    return batched(features, rows, batch_size, device=dev)  # (N, width)
 
 
 def load_model(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0, device=None):

@@ -29,6 +29,7 @@ SINGLE_SIGMA = math.sqrt(1.0 / 3.0)  # Sec. 4.3 "single noise level"; docs/paper
 # The single level of each single-level setting of Recipe.noise_levels. The extracted text of Sec. 4.3 reads
 # "sigma = 1/3" with a glyph dropped, most likely a square root; "single_1/3" is the other reading.
 SINGLE_SIGMAS = {"single": SINGLE_SIGMA, "single_1/3": 1.0 / 3.0}
+NOISE_LEVELS = ("multi", *SINGLE_SIGMAS)  # "multi": t uniform over all T steps (DiT)
 
 
 def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:

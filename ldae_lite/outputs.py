@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import sampling, supervised
+from .batching import batched
 from .patches import unpatchify
 
 
@@ -92,9 +93,8 @@ def reconstructions(tokenizers: Mapping[str, nn.Module], images: torch.Tensor,
     out = {}
     for name, tok in tokenizers.items():
         tok.eval()
-        dev = tok.latent_scale.device
-        rec = torch.cat([tok.reconstruct(images[i:i + batch_size].to(dev)).float().cpu()
-                         for i in range(0, len(images), batch_size)])
+        rec = batched(lambda x: tok.reconstruct(x).float().cpu(), images, batch_size,
+                      device=tok.latent_scale.device)  # (N, C, H, W)
         out[name] = (rec, torch.mean((rec - images.float()) ** 2).item())
     return out
 
@@ -102,13 +102,7 @@ def reconstructions(tokenizers: Mapping[str, nn.Module], images: torch.Tensor,
 # --------------------------------------------------------------------------------------------------
 # the label-trained CNN's measures on image sets
 # --------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def predicted_classes(cnn, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """The label-trained CNN's top-1 class for each image, (N,) long on the CPU."""
-    cnn.eval()
-    dev = next(cnn.parameters()).device
-    return torch.cat([cnn(images[i:i + batch_size].to(dev)).argmax(1).cpu()
-                      for i in range(0, len(images), batch_size)])
+predicted_classes = supervised.predicted_classes  # the CNN's top-1 class for each image, (N,) on the CPU
 
 
 def frechet_between(cnn, a: torch.Tensor, b: torch.Tensor) -> float:
@@ -125,8 +119,10 @@ def perceptual_distance(cnn, a: torch.Tensor, b: torch.Tensor, batch_size: int =
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     cnn.eval()
     dev = next(cnn.parameters()).device
-    total = 0.0
-    for i in range(0, len(a), batch_size):
-        x, y = a[i:i + batch_size].to(dev), b[i:i + batch_size].to(dev)
-        total += supervised.perceptual_loss(cnn, x, y).item() * len(x)
-    return total / len(a)
+
+    def batch_sum(rows: torch.Tensor) -> torch.Tensor:  # (B,) indices of a batch of pairs -> (1,) loss sum
+        loss = supervised.perceptual_loss(cnn, a[rows].to(dev), b[rows].to(dev))  # mean over the batch
+        return torch.tensor([loss.item() * len(rows)], dtype=torch.float64)
+
+    sums = batched(batch_sum, torch.arange(len(a)), batch_size)  # (number of batches,)
+    return sum(sums.tolist()) / len(a)

@@ -13,15 +13,14 @@ import json
 from dataclasses import dataclass, replace
 
 from . import paper
+from .noise import LOSS_WEIGHTS, NOISE_LEVELS, SCHEDULES
+from .objectives import SPACES, TARGETS
+from .tokenizers import KINDS as TOKENIZERS
 
-TOKENIZERS = ("vqgan", "conv_vae_adv", "conv_vae", "patch_vae", "patch_ae", "patch_pca", "pixel")
+# A field's allowed values come from the module that implements them (imported above, never copied).
+# Two groups of tokenizer kinds that a recipe's checks and the run cache treat apart:
 CONV_TOKENIZERS = ("vqgan", "conv_vae_adv", "conv_vae")
 FITTED_WITHOUT_GRADIENT = ("patch_pca", "pixel")  # an eigendecomposition, or nothing to fit
-SCHEDULES = ("ddpm_linear_beta", "linear_gamma2", "linear_sigma")
-TARGETS = ("eps", "x0", "image")
-SPACES = ("latent", "image")
-LOSS_WEIGHTS = ("none", "gamma2", "inv_1_plus_sigma2")
-NOISE_LEVELS = ("multi", "single", "single_1/3")  # the single levels: noise.SINGLE_SIGMAS
 
 
 @dataclass(frozen=True)

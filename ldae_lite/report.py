@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import budgets as budgets_mod
 from .cache import RESULTS_DIR, read_json, runs_dir, write_json, write_text
+from .checkpoint import atomic_write
 from .recipes import TRAJECTORY
 from .tables import fmt, fmt_mean_std, markdown_table
 from .timing import BREAKDOWN
@@ -159,7 +160,7 @@ def save(report: dict, out_dir) -> dict[str, Path]:
     write_text(paths["md"], to_markdown(report))
     ours = report  # plots reads each step's per-seed accuracies (and the dataset, for the legend) from it
     ax = plot_trajectory(PAPER_STEPS, ours=ours)
-    ax.figure.savefig(paths["png"], dpi=120, bbox_inches="tight")
+    atomic_write(paths["png"], lambda f: ax.figure.savefig(f, format="png", dpi=120, bbox_inches="tight"))
     plt.close(ax.figure)
     return paths
 

@@ -12,6 +12,7 @@ import torch
 
 from . import device as device_mod
 from . import supervised
+from .batching import batched
 from .objectives import Objective
 
 
@@ -53,12 +54,11 @@ def frechet_of_samples(model, obj: Objective, cnn, real_images: torch.Tensor, *,
     """Frechet distance between ``n`` DDIM samples (labels cycling over the classes when the model is
     class-conditional) and ``n`` real images, in the CNN's penultimate features."""
     n = min(n, len(real_images))
-    fakes = []
-    for i in range(0, n, batch_size):
-        m = min(batch_size, n - i)
-        labels = torch.arange(i, i + m) % 10
-        fakes.append(ddim_sample(model, obj, m, labels=labels, steps=steps, seed=seed + i, device=device).cpu())
-    fake = torch.cat(fakes)
+
+    def samples(i: torch.Tensor) -> torch.Tensor:  # (B,) sample indices -> (B, C, H, W) on the CPU
+        return ddim_sample(model, obj, len(i), labels=i % 10, steps=steps, seed=seed + int(i[0]), device=device).cpu()
+
+    fake = batched(samples, torch.arange(n), batch_size)  # (n, C, H, W)
     real = real_images[:n]
     return float(supervised.frechet_distance(supervised.embed_images(cnn, fake, batch_size=512),
                                              supervised.embed_images(cnn, real, batch_size=512)))

@@ -153,12 +153,18 @@ def _device_of(module: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def accuracy(cnn: SmallCNN, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024) -> float:
-    """Top-1 accuracy in percent."""
+def predicted_classes(cnn: SmallCNN, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """The CNN's top-1 class for each image, (N,) long on the CPU (run in eval mode; the mode is restored)."""
     was_training = cnn.training
     cnn.eval()
     pred = batched(lambda x: cnn(x).argmax(dim=1).cpu(), images, batch_size, device=_device_of(cnn))  # (N,)
     cnn.train(was_training)
+    return pred
+
+
+def accuracy(cnn: SmallCNN, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024) -> float:
+    """Top-1 accuracy in percent."""
+    pred = predicted_classes(cnn, images, batch_size)  # (N,)
     return 100.0 * (pred == labels.cpu()).sum().item() / max(len(images), 1)
 
 

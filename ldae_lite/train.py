@@ -212,6 +212,8 @@ def _checkpoint_state(model, optimizer, cfg: TrainConfig, seed: int, stats: Trai
 # -- the loop -------------------------------------------------------------------------------------
 
 
+# long: the whole loop, from the optimizer to the last checkpoint, reads in one place; each numbered part is
+# a call to a named piece above or in checkpoint.py / progress.py.
 def train(model: nn.Module, loss_fn: LossFn, images: torch.Tensor, labels: torch.Tensor | None,
           cfg: TrainConfig, *, device: torch.device | str, ckpt_path: str | os.PathLike | None = None,
           seed: int = 0, desc: str = "train", progress: bool = True,
@@ -226,8 +228,6 @@ def train(model: nn.Module, loss_fn: LossFn, images: torch.Tensor, labels: torch
       cfg.ckpt_seconds after the last write, at the end, and on Ctrl-C or SIGTERM (after the current step).
     on_step(step, stats): called on every rank after each step (step = steps done); may raise.
     """
-    # Longer than 60 lines on purpose: the whole loop, from the optimizer to the last checkpoint, reads in
-    # one place; each numbered part is a call to a named piece above or in checkpoint.py / progress.py.
     rank, world_size = world()
     device = torch.device(device)
     images, labels, batch = _on_device(images, labels, cfg, device, world_size)

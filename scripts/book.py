@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's ldae_lite, installed or not
 
 from ldae_lite import budgets, data, device  # noqa: E402 - after the path is set
+from ldae_lite.cache import write_text  # noqa: E402 - atomic: a crash leaves the old file or the new
 
 TITLE = "ldae_lite: deconstructing denoising diffusion models for self-supervised learning"
 MANIFEST = "book.json"  # what each page was built with, so a partial rebuild keeps the rest of the index
@@ -97,14 +98,6 @@ def execute(path: Path, env: dict, timeout: int) -> tuple[nbformat.NotebookNode,
     except DeadKernelError as e:
         error = f"the kernel died ({e})"
     return nb, error, time.perf_counter() - start
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so that a crash leaves the old one or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def page(nb, title: str, nav: str) -> str:
@@ -179,14 +172,14 @@ def main(argv=None) -> int:
         print(f"[{n}/{len(paths)}] {path.name} ...", flush=True)
         nb, error, seconds = execute(path, env, args.timeout)
         title = title_of(nb) or path.stem
-        write_atomic(args.out / f"{path.stem}.html", page(nb, title, navigation(stems, stems.index(path.stem))))
+        write_text(args.out / f"{path.stem}.html", page(nb, title, navigation(stems, stems.index(path.stem))))
         entries[path.stem] = {"title": title, "error": error, "seconds": seconds,
                               **{k: info[k] for k in ("budget", "dataset", "date")}}
-        write_atomic(manifest_path, json.dumps(entries, indent=1))
+        write_text(manifest_path, json.dumps(entries, indent=1))
         print(f"    {'ok' if error is None else 'FAILED, ' + error} ({seconds:.0f} s)", flush=True)
         if error is not None:
             failed.append(f"{path.name}: {error}")
-    write_atomic(args.out / "index.html", index(entries, info))
+    write_text(args.out / "index.html", index(entries, info))
     print(f"book: {args.out / 'index.html'}")
     for line in failed:
         print(f"book: notebook failed: {line}", file=sys.stderr)

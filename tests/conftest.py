@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 import torch
 
@@ -9,3 +11,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Every test leaves no matplotlib figure open (those that draw would otherwise pile them up)."""
+    yield
+    pyplot = sys.modules.get("matplotlib.pyplot")  # None: the test drew nothing
+    if pyplot is not None:
+        pyplot.close("all")

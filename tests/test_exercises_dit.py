@@ -1,19 +1,14 @@
 """The checks of notebook 01's exercises accept the right answer and name the typical mistakes."""
 
 import torch
+from _exercises import accepts, run
 
 from ldae_lite.exercises import dit
 from ldae_lite.models import modulate
 
 
-def run(check, fn, capsys):
-    ok = check(fn)
-    return ok, capsys.readouterr().out
-
-
 def test_modulate_accepts_the_package_version(capsys):
-    ok, out = run(dit.check_modulate, modulate, capsys)
-    assert ok and out.startswith("correct")
+    accepts(dit.check_modulate, modulate, capsys)
 
 
 def test_modulate_unsolved_does_not_raise(capsys):
@@ -38,8 +33,7 @@ def test_modulate_names_the_mistake(capsys):
 
 
 def test_zero_init_accepts_the_reference(capsys):
-    ok, out = run(dit.check_zero_init, dit.zero_init_reference, capsys)
-    assert ok and out.startswith("correct")
+    accepts(dit.check_zero_init, dit.zero_init_reference, capsys)
 
 
 def test_zero_init_names_the_mistake(capsys):

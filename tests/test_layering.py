@@ -15,12 +15,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ldae_lite"
 
 # (name, modules, whether modules of the layer may import each other), lowest layer first.
 LAYERS = (
-    ("foundations", {"models", "noise", "patches", "data", "device", "budgets", "recipes", "paper", "checkpoint",
+    ("foundations", {"models", "noise", "patches", "data", "device", "budgets", "paper", "checkpoint",
                      "conv_vae", "tables", "stats", "validate", "code_version", "batching", "progress",
                      "distributed", "timing", "lifeline"}, True),
     ("the training loop (any module, any loss)", {"train"}, False),
     ("tokenizers", {"tokenizers", "supervised"}, False),
     ("objectives", {"objectives"}, False),
+    ("recipes (each field takes its allowed values from a concept below)", {"recipes"}, False),
     ("probing, sampling", {"probe", "sampling"}, False),
     ("experiment", {"cache", "builders", "experiment", "own_images"}, True),
     ("the trajectory runner", {"trajectory"}, False),

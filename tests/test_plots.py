@@ -18,12 +18,6 @@ from ldae_lite.paper import TRAJECTORY  # noqa: E402
 SHIPPED = Path(__file__).resolve().parents[1] / "results" / "lecture" / "trajectory_fashion-mnist-m_lecture.json"
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
 @pytest.fixture(scope="module")
 def rep():
     return json.loads(SHIPPED.read_text())

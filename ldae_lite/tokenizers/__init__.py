@@ -18,10 +18,10 @@ Stable Diffusion's 0.18215) so that noise of standard deviation sigma means the 
 tokenizer; decode divides it out. Whitened PCA latents already have unit variance per coordinate.
 """
 
-from .base import KINDS, Tokenizer, save_tokenizer
+from .base import Tokenizer, save_tokenizer
 from .learned import ConvVAE, LearnedTokenizer, PatchAE, PatchVAE, gaussian_kl
 from .pca import PatchPCA, PixelTokenizer
-from .registry import load_tokenizer, make_tokenizer
+from .registry import KINDS, load_tokenizer, make_tokenizer
 
 __all__ = ["KINDS", "ConvVAE", "LearnedTokenizer", "PatchAE", "PatchPCA", "PatchVAE", "PixelTokenizer", "Tokenizer",
            "gaussian_kl", "load_tokenizer", "make_tokenizer", "save_tokenizer"]

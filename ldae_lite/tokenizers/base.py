@@ -14,8 +14,6 @@ import torch.nn.functional as F
 from ..batching import batched
 from ..checkpoint import atomic_save
 
-KINDS = ("vqgan", "conv_vae_adv", "conv_vae", "patch_vae", "patch_ae", "patch_pca", "pixel")
-
 
 def check_patch_latent_dim(kind: str, latent_dim: int, patch_size: int, channels: int) -> None:
     """A patch-wise tokenizer maps a D-dim patch to d <= D numbers."""

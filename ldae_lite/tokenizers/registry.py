@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import KINDS, Tokenizer
+from .base import Tokenizer
 from .learned import ConvVAE, PatchAE, PatchVAE
 from .pca import PatchPCA, PixelTokenizer
 
@@ -29,6 +29,9 @@ def _classes() -> dict:
             "patch_ae": (PatchAE, {}),
             "patch_pca": (PatchPCA, {}),
             "pixel": (PixelTokenizer, {})}
+
+
+KINDS = tuple(_classes())  # every kind make_tokenizer builds: Recipe.tokenizer's allowed values
 
 
 def make_tokenizer(kind: str, latent_dim: int | None = None, image_size: int = 32, channels: int = 1,
