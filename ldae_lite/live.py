@@ -39,7 +39,7 @@ from .paper import step as paper_step
 from .recipes import STEPS
 from .report import find_reports
 from .stats import change_summary, mean_std
-from .tables import fmt, fmt_mean_std
+from .tables import fmt_mean_std
 
 _ORDER = [s.key for s in PAPER_STEPS]  # the 13 steps in the paper's order
 
@@ -298,7 +298,3 @@ def shipped_sweep(group: str, dataset: str, budget="lecture", folder=None, field
             out[int(m.group(1))] = float(row["accuracy"])
     return dict(sorted(out.items()))
 
-
-def fmt_live(value) -> str:
-    """A live accuracy for a summary table: two decimals, or "shipped above" when it was not trained here."""
-    return fmt(value, 2, empty="shipped above")
