@@ -276,13 +276,15 @@ def side_reference(group: str, dataset: str, budget="lecture", folder=None) -> s
     the shipped levers table's ``group`` for ``dataset``, with where they come from; or a line saying that
     none are shipped and how to train them here."""
     name = budget if isinstance(budget, str) else budget.name
+    table = Path(folder) / "levers.json" if folder is not None else RESULTS_DIR / name / "levers.json"
     found = side_rows(group, dataset, name, folder)
     if found is None:
-        return (f"**Not trained here, and not shipped**: `results/{name}/levers.json` has no group '{group}' rows "
-                f"for `{dataset}`. Set `LIVE_SIDE_RUNS = True` (top of the notebook) to train it here.")
-    return (f"**Shipped, not trained here** (`LIVE_SIDE_RUNS = False`): group '{group}' of "
-            f"`results/{name}/levers.json` for `{dataset}`. Set `LIVE_SIDE_RUNS = True` to train it here.\n\n"
-            + levers.group_markdown(*found))
+        why = (f"`{_shown(table)}` has no group '{group}' rows for `{dataset}`" if table.is_file()
+               else f"no levers table is shipped for budget `{name}` (`{_shown(table)}`)")
+        return (f"**Not trained here, and not shipped**: {why}. Set `LIVE_SIDE_RUNS = True` (top of the "
+                "notebook) to train it here.")
+    return (f"**Shipped, not trained here** (`LIVE_SIDE_RUNS = False`): group '{group}' of `{_shown(table)}` "
+            f"for `{dataset}`. Set `LIVE_SIDE_RUNS = True` to train it here.\n\n" + levers.group_markdown(*found))
 
 
 def shipped_sweep(group: str, dataset: str, budget="lecture", folder=None, field: str = "d") -> dict[int, float]:

@@ -179,5 +179,8 @@ def test_side_experiments_from_the_shipped_levers_table(tmp_path):
     assert f"{sweep[16]:.2f}" in text
     missing = live.side_reference("dataset", "fashion-mnist", "lecture")
     assert missing.startswith("**Not trained here, and not shipped**") and "LIVE_SIDE_RUNS = True" in missing
-    assert live.side_reference("label", "digits", "lecture", folder=tmp_path).startswith("**Not trained here")
+    assert "has no group 'dataset' rows for `fashion-mnist`" in missing
+    absent = live.side_reference("label", "digits", "smoke")
+    assert absent.startswith("**Not trained here") and "no levers table is shipped for budget `smoke`" in absent
+    assert "no levers table" in live.side_reference("label", "digits", "lecture", folder=tmp_path)
     assert live.shipped_sweep("latent dim", "digits") == {}
