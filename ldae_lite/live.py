@@ -141,11 +141,11 @@ def _seeds_text(seeds) -> str:
 # --------------------------------------------------------------------------------------------------
 # inside or outside the reference's spread
 # --------------------------------------------------------------------------------------------------
-def inside_line(live: list[float], reference: list[float], what: str = "live run") -> str:
+def inside_line(live: list[float], reference: list[float], change: bool = False) -> str:
     """One line: does ``live`` (one value or one per seed) fall inside the spread of ``reference`` (one
     value per reference seed)? What "inside" means is in the module's docstring, and in the line.
-    what: how the line names the live value; a "change" is printed with its sign."""
-    sign = "+" if "change" in what else ""
+    change: the values are changes (a step minus the one before, per seed), printed with their sign."""
+    sign, what = ("+", "live change") if change else ("", "live run")
     ref_mean, ref_std = mean_std(reference)
     live_mean, live_std = mean_std(live)
     if ref_std is None:
@@ -155,11 +155,12 @@ def inside_line(live: list[float], reference: list[float], what: str = "live run
         lo, hi = ref_mean - 2 * ref_std, ref_mean + 2 * ref_std
         inside = lo <= live_mean <= hi
         where = "within" if inside else ("above" if live_mean > hi else "below")
-        spread = "its per-seed changes" if sign else "its seeds"
+        spread = "its per-seed changes" if change else "its seeds"
         return (f"**{'inside' if inside else 'outside'}** the reference's spread: the {what} "
                 f"({live_mean:{sign}.2f}) lies {where} the reference's mean ± 2 std over {spread} "
                 f"({lo:{sign}.2f} to {hi:{sign}.2f}, {len(reference)} seeds)"
-                + ("" if inside else "; the seed alone does not explain it"))
+                + ("" if inside else "; more than the seed alone usually moves it"))
+    # two standard errors of the difference of the means: stats.noise_bar, for unequal numbers of seeds
     bar = 2.0 * math.sqrt((live_std or 0.0) ** 2 / len(live) + ref_std**2 / len(reference))
     gap = live_mean - ref_mean
     inside = abs(gap) <= bar
@@ -251,7 +252,7 @@ def change_beside_reference(before_key: str, after_key: str, live_before, live_a
         return head + "".join(f"- {x}\n" for x in lines + [f"**no reference**: {missing}"])
     before, after = (by_key[k].get("accuracies") or [by_key[k]["mean"]] for k in (before_key, after_key))
     lines.insert(1, f"reference change (`{_shown(found[0])}`): {change_summary(before, after)}")
-    lines.append(inside_line(changes, [y - x for x, y in zip(before, after)], what="live change"))
+    lines.append(inside_line(changes, [y - x for x, y in zip(before, after)], change=True))
     return head + "".join(f"- {x}\n" for x in lines)
 
 
