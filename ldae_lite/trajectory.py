@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from . import budgets as budgets_mod
 from . import device as device_mod
+from . import validate
 from .builders import get_cnn, get_tokenizer, needs_cnn
 from .cache import git_commit, is_done, tokenizer_key, trains_tokenizer
 from .experiment import pixel_baseline
@@ -40,7 +41,7 @@ def run(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: tuple[St
     processes (see :func:`_run_in_parallel`); the numbers are the same as one run after another (same
     parameters to the bit: a test checks it), only the wall time changes.
     """
-    budget = budgets_mod.get_budget(budget)
+    budget, seeds = budgets_mod.get_budget(budget), validate.seeds(seeds)  # a repeated seed: a spread of 0
     device = device_mod.get_device()
     start = time.perf_counter()
     todo = [(step, s) for step in steps for s in seeds

@@ -27,7 +27,7 @@ from ..conv_vae import ConvDecoder, ConvEncoder, PatchDiscriminator, adversarial
 from ..device import supports_bf16
 from ..patches import patchify, unpatchify
 from ..progress import Progress
-from ..train import TrainConfig, build_optimizer, update
+from ..train import TrainConfig, build_optimizer, check_loss, update
 from .base import Tokenizer, check_patch_latent_dim
 
 Perceptual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_rec, x) -> scalar distance
@@ -99,6 +99,7 @@ class LearnedTokenizer(Tokenizer):
                     x = x_all[torch.randint(len(x_all), (batch_size,), generator=gen).to(device)]
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                         loss, logs = self.training_loss(x, step, steps, noise_gen, perceptual)
+                    check_loss(loss, x, step, desc)
                     update(optimizer, loss, params)
                     for key, value in {"loss": loss, **logs}.items():  # detached tensors: no device sync here
                         sums[key] = sums.get(key, 0.0) + value.detach().float()
