@@ -118,7 +118,7 @@ def _check(train_x, train_y, test_x, test_y, num_classes: int | None, probe: str
     num_classes = validate.optional_integer("num_classes", num_classes, low=1)
     if num_classes is None:  # integers >= 0 first, then the largest one sets the count
         for name, y in (("train_y", train_y), ("test_y", test_y)):
-            validate.labels(y, torch.iinfo(torch.int64).max, f"{probe}: {name}")
+            validate.labels(y, None, f"{probe}: {name}")
         num_classes = int(max(train_y.max(), test_y.max())) + 1
     for name, y in (("train_y", train_y), ("test_y", test_y)):
         validate.labels(y, num_classes, f"{probe}: {name}")

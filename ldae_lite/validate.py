@@ -74,8 +74,8 @@ def real(name: str, value, *, low: float | None = None, high: float | None = Non
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise BadType(f"{name} must be a number, got {_got(value)}")
     value = float(value)
-    left = "(" if low_open else "["
-    right = ")" if high_open else "]"
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or high is None else "]"
     interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
     outside = (value != value or value in (float("inf"), float("-inf"))
                or (low is not None and (value <= low if low_open else value < low))
@@ -139,18 +139,19 @@ def finite(x: torch.Tensor, where: str) -> torch.Tensor:
     return x
 
 
-def labels(y: torch.Tensor, num_classes: int, where: str) -> torch.Tensor:
-    """``y`` if it holds integer class labels in [0, num_classes). One device sync (``any``) when they are
-    fine; the details are gathered only for the error."""
+def labels(y: torch.Tensor, num_classes: int | None, where: str) -> torch.Tensor:
+    """``y`` if it holds integer class labels in [0, num_classes) (None: any integer >= 0). One device sync
+    (``any``) when they are fine; the details are gathered only for the error."""
+    allowed = "integers >= 0" if num_classes is None else f"integers in [0, {num_classes})"
     if not isinstance(y, torch.Tensor):
-        raise BadType(f"{where}: labels must be a tensor of integers, got {type(y).__name__}")
+        raise BadType(f"{where}: labels must be a tensor of {allowed}, got {type(y).__name__}")
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise BadType(f"{where}: labels must be integers in [0, {num_classes}), got dtype {y.dtype}")
-    outside = (y < 0) | (y >= num_classes)
+        raise BadType(f"{where}: labels must be {allowed}, got dtype {y.dtype}")
+    outside = (y < 0) if num_classes is None else (y < 0) | (y >= num_classes)
     if y.numel() and bool(outside.any()):
         bad = y[outside]
-        raise BadValue(f"{where}: {bad.numel()} labels outside [0, {num_classes}) (e.g. {int(bad[0])}); "
-                       f"labels must be integers in [0, {num_classes})")
+        outside_text = "below 0" if num_classes is None else f"outside [0, {num_classes})"
+        raise BadValue(f"{where}: {bad.numel()} labels {outside_text} (e.g. {int(bad[0])}); labels must be {allowed}")
     return y
 
 
