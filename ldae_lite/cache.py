@@ -227,7 +227,8 @@ def fresh_session() -> str | None:
     """The fresh session this process belongs to, or None when cached files are reused as usual.
 
     ``LDAE_FRESH=1``: one session per process (a command, a notebook kernel), shared with the worker
-    processes it starts (they inherit its environment); inside :func:`fresh`, that call's own session."""
+    processes it starts (they inherit its environment); inside :func:`fresh`, that call's own session.
+    A session's claims are empty files under ``runs/.fresh/<session>``, safe to delete once it has ended."""
     if _call_session is not None:
         return _call_session
     flag = os.environ.get(FRESH_VAR, "").strip()

@@ -125,6 +125,17 @@ def _check(train_x, train_y, test_x, test_y, num_classes: int | None, probe: str
     return num_classes
 
 
+def _settings(epochs, lr, batch_size, weight_decay, seed, base_lrs) -> tuple:
+    """linear_probe's settings, checked: (epochs, lr, batch_size, weight_decay, seed, base_lrs)."""
+    if lr is None and (isinstance(base_lrs, (str, bytes)) or not base_lrs):
+        raise validate.BadValue(f"base_lrs={base_lrs!r} must be a non-empty tuple of positive learning rates")
+    return (validate.integer("epochs", epochs, low=1), None if lr is None else validate.real("lr", lr, low=0.0,
+                                                                                            low_open=True),
+            validate.integer("batch_size", batch_size, low=1), validate.real("weight_decay", weight_decay, low=0.0),
+            validate.seed(seed),
+            tuple(validate.real(f"base_lrs[{i}]", b, low=0.0, low_open=True) for i, b in enumerate(base_lrs)))
+
+
 def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, *,
                  epochs: int = EPOCHS, lr: float | None = None, batch_size: int = BATCH_SIZE,
                  weight_decay: float = 0.0, num_classes: int | None = None, seed: int = 0,
@@ -137,12 +148,8 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
     final head is trained on all training features with it. Prints the arithmetic when verbose.
     """
     num_classes = _check(train_x, train_y, test_x, test_y, num_classes, "linear_probe")
-    epochs, batch_size = validate.integer("epochs", epochs, low=1), validate.integer("batch_size", batch_size, low=1)
-    lr = None if lr is None else validate.real("lr", lr, low=0.0, low_open=True)
-    weight_decay, seed = validate.real("weight_decay", weight_decay, low=0.0), validate.seed(seed)
-    if lr is None and (isinstance(base_lrs, (str, bytes)) or not base_lrs):
-        raise validate.BadValue(f"base_lrs={base_lrs!r} must be a non-empty tuple of positive learning rates")
-    base_lrs = tuple(validate.real(f"base_lrs[{i}]", b, low=0.0, low_open=True) for i, b in enumerate(base_lrs))
+    epochs, lr, batch_size, weight_decay, seed, base_lrs = _settings(epochs, lr, batch_size, weight_decay, seed,
+                                                                     base_lrs)
     start_time = time.perf_counter()
     device = torch.device(device) if device is not None else torch.device("cpu")
     n, dim = train_x.shape

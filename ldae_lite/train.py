@@ -250,7 +250,8 @@ def train(model: nn.Module, loss_fn: LossFn, images: torch.Tensor, labels: torch
     """Train `model` in place for cfg.steps AdamW steps on random batches of (images, labels).
 
     images: (N, ...) and labels: (N,) or None, on any device (moved to `device` once).
-    loss_fn(model, x, y, generator) -> scalar; it must draw all its randomness from `generator`.
+    loss_fn(model, x, y, generator) -> scalar; it must draw all its randomness from `generator`. A loss
+      that is not finite stops training before its update, saying whether the batch was (:func:`check_loss`).
     ckpt_path: resume from it when it holds a valid checkpoint of this configuration (ValueError
       naming the fields when it holds another), return at once when it is complete, start over with a
       warning when it is corrupted; written every cfg.ckpt_every steps, at the first log point

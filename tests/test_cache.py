@@ -175,3 +175,26 @@ def test_load_model_reads_the_weights_run_trusts_and_retrains_when_they_are_not_
     said = " ".join(str(w.message) for w in caught)
     assert "values are not finite" in said and "training the run again" in said
     assert all(torch.equal(model.state_dict()[k], v) for k, v in good["model"].items())  # retrained, the same
+
+
+def test_the_shipped_reports_and_levers_table_read_back_whole():
+    from ldae_lite import levers, validate
+
+    reports = sorted(cache.RESULTS_DIR.rglob("trajectory_*.json"))
+    assert reports and all(validate.record(json.loads(p.read_text()), cache.REPORT_SCHEMA) == [] for p in reports)
+    assert validate.record(json.loads((cache.RESULTS_DIR / "lecture" / "levers.json").read_text()), levers.SCHEMA) == []
+
+
+def test_a_report_with_a_mistyped_field_is_left_out_with_a_warning(tmp_path):
+    from _tiny import fake_report
+
+    from ldae_lite import report
+
+    good, bad = fake_report([1.0, 2.0], budget="smoke"), fake_report([1.0, 2.0], budget="full")
+    bad["meta"]["seeds"], bad["steps"][1]["mean"] = "0,1", "62.1"
+    cache.write_json(tmp_path / "trajectory_digits_smoke.json", good)
+    cache.write_json(tmp_path / "trajectory_digits_full.json", bad)
+    with pytest.warns(UserWarning, match=re.escape("trajectory_digits_full.json: field 'meta.seeds' is '0,1' (str), "
+                                                   "expected a list (and 1 more); leaving it out")):
+        found = report.find_reports("digits", folders=[tmp_path])
+    assert [p.name for p, _ in found] == ["trajectory_digits_smoke.json"]
