@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
-from . import budgets, data, recipes
+from . import budgets, data, recipes, validate
 
 REQUIRED_DATASETS = ("fashion-mnist", "fashion-mnist-m")  # `data` fails without these; the others are optional
 
@@ -17,6 +18,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "data":
         return _data()
+    if args.fresh:
+        os.environ["LDAE_FRESH"] = "1"  # cache.FRESH_VAR: every cached file is computed again, once
+    try:  # what argparse lets through but a run refuses is a usage error too, not a traceback
+        _check(args)
+    except validate.BadInput as e:
+        parser.error(str(e))
     args.budget = budgets.get_budget(args.budget)
     try:
         args.dataset = data.dataset_name(args.dataset)  # None: $LDAE_DATASET or the default; a folder: registered
@@ -43,13 +50,16 @@ def _parser() -> argparse.ArgumentParser:
                             f"images, root/<class>/<image> (default: ${data.ENV_VAR} or {data.DEFAULT})")
         p.add_argument("--train-steps", type=int, default=None, metavar="N",
                        help="the budget's optimizer steps, overridden (the report and its files name the change)")
+        p.add_argument("--fresh", action="store_true",
+                       help="reuse nothing cached: fit, train and probe again, once each (same as LDAE_FRESH=1)")
 
     p = sub.add_parser("trajectory", help="run the paper's 13 steps, print ours vs the paper, save the table")
     common(p)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--out", default=None, help="folder for JSON/Markdown/PNG (default: runs/trajectory)")
     p.add_argument("--no-generate", action="store_true", help="skip sampling and the Frechet distance")
-    p.add_argument("--steps", nargs="+", default=None, help=f"a subset of step keys: {tuple(recipes.STEPS)}")
+    p.add_argument("--steps", nargs="+", default=None, choices=tuple(recipes.STEPS), metavar="STEP",
+                   help=f"a subset of step keys: {tuple(recipes.STEPS)}")
     p.add_argument("--workers", type=int, default=None,
                    help="runs trained at the same time, one process each (default: 2 on a CPU, 1 on a GPU)")
 
@@ -61,6 +71,18 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pixels", help="linear probe and kNN on raw pixels")
     common(p)
     return parser
+
+
+def _check(args) -> None:
+    """The values argparse accepts but a run must refuse: a budget from $LDAE_BUDGET that does not exist, seeds
+    outside [0, 2^32) or repeated, a step named twice, fewer than one worker."""
+    budgets.get_budget(args.budget)
+    if args.command == "run":
+        validate.seed(args.seed, "--seed")
+    if args.command == "trajectory":
+        validate.seeds(args.seeds, "--seeds")
+        validate.distinct("--steps", args.steps or (), "step")
+        validate.optional_integer("--workers", args.workers, low=1)
 
 
 def _pixels(args) -> int:

@@ -11,17 +11,18 @@ without recomputing.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 
 from . import budgets as budgets_mod
 from . import device as device_mod
-from . import experiment, noise
+from . import experiment, noise, validate
 from . import probe as probe_mod
 from .batching import batched
 from .builders import NUM_CLASSES
-from .cache import read_json, run_folder, write_json
+from .cache import claim_run, read_record, run_folder, write_json
 from .recipes import Recipe
 
 ANALYSIS_VERSION = 2  # bump when a change here alters a cached number (2: the lr-choosing probe)
@@ -36,15 +37,25 @@ def _cache_path(recipe, budget, dataset, seed) -> Path:
 
 
 def _read_cache(path: Path) -> dict:
-    """The run's analysis.json, or an empty one when it is missing, corrupted or of an older version."""
-    stored = read_json(path)
-    return stored if stored is not None and stored.get("version") == ANALYSIS_VERSION else {"version": ANALYSIS_VERSION}
+    """The run's analysis.json, or an empty one when it is missing, corrupted, of an older version, or holds
+    a table that is not {key: accuracy} (warned, naming the file and the field)."""
+    stored = read_record(path, {"version": int}, "probing again")
+    if stored is None or stored["version"] != ANALYSIS_VERSION:
+        return {"version": ANALYSIS_VERSION}
+    tables = {name: {key: float for key in table} if isinstance(table, dict) else {}
+              for name, table in stored.items() if name != "version"}
+    problems = validate.record(stored, tables)
+    if problems:
+        warnings.warn(f"{path}: {problems[0]}; probing again", stacklevel=3)
+        return {"version": ANALYSIS_VERSION}
+    return stored
 
 
 def _cached_probes(recipe, budget, dataset, seed, section: str, keys, compute, progress: bool) -> dict[int, float]:
     """{key: accuracy} for ``keys``, reading section of analysis.json and computing only what is missing."""
     budget = budgets_mod.get_budget(budget)
     path = _cache_path(recipe, budget, dataset, seed)
+    claim_run(path.parent)  # in a fresh session, before reading: what it held is probed again
     stored = _read_cache(path)
     have = stored.get(section, {})
     missing = [k for k in keys if str(k) not in have]
@@ -185,7 +196,7 @@ def _label_use(obj, model, dataset, budget, recipe, seed, ts, n, dev) -> dict:
     gen = torch.Generator().manual_seed(seed)
     k = NUM_CLASSES
     wrong = (y + torch.randint(1, k, y.shape, generator=gen).to(dev)) % k  # never the true class
-    null = torch.full_like(y, k)
+    null = None  # the null label for every image: the DiT takes labels in [0, k) only
     z0, _ = obj.split(rows)
     out = dict(t=list(ts), true=[], null=[], wrong=[], gain=[], pure_noise=between_class_share(z0.cpu(), y.cpu()))
     for t in ts:
@@ -201,6 +212,6 @@ def _mean_error(obj, model, rows, steps, eps, labels, dev, batch_size: int = 500
     """The denoiser's squared error (Objective.error) averaged over all n rows, batch_size at a time."""
     def error(i: torch.Tensor) -> torch.Tensor:  # (B,) row indices -> (B,) per-sample errors
         with device_mod.autocast(dev):
-            return obj.error(model, rows[i], steps[i], eps[i], labels[i])
+            return obj.error(model, rows[i], steps[i], eps[i], None if labels is None else labels[i])
 
     return float(batched(error, torch.arange(len(rows), device=dev), batch_size).float().mean())

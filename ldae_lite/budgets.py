@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from . import validate
+
 ENV_VAR = "LDAE_BUDGET"
 DEFAULT = "lecture"
 
@@ -60,16 +62,32 @@ class Budget:
     fid_samples: int = 1000
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise validate.BadType(f"Budget.name must be a non-empty string, got {self.name!r}")
+        checked = {name: validate.integer(f"Budget.{name}", getattr(self, name), low=low)
+                   for name, low in _INTEGERS.items()}
+        checked.update({name: validate.optional_integer(f"Budget.{name}", getattr(self, name), low=1)
+                        for name in _SUBSETS})
+        checked.update({name: validate.real(f"Budget.{name}", getattr(self, name), low=0.0, low_open=True)
+                        for name in ("mlp_ratio", "lr")})
+        checked["weight_decay"] = validate.real("Budget.weight_decay", self.weight_decay, low=0.0)
+        checked["warmup_frac"] = validate.real("Budget.warmup_frac", self.warmup_frac, low=0.0, high=1.0,
+                                               high_open=True)
+        for name, value in checked.items():  # stored as Python numbers, so that equal budgets hash alike
+            object.__setattr__(self, name, value)  # frozen: set once, here
         if self.width % self.heads:
-            raise ValueError(f"width={self.width} must be divisible by heads={self.heads}")
-        if self.depth < 2:
-            raise ValueError(f"depth={self.depth} must be >= 2 (encoder = depth // 2 blocks, decoder the rest)")
-        for field in ("steps", "batch_size", "tokenizer_steps", "tokenizer_batch", "cnn_steps", "probe_epochs",
-                      "sample_steps", "fid_samples"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"{field}={getattr(self, field)} must be >= 1")
-        if not 0.0 <= self.warmup_frac < 1.0:
-            raise ValueError(f"warmup_frac={self.warmup_frac} must be in [0, 1)")
+            raise validate.BadValue(f"Budget.width={self.width} must be divisible by Budget.heads={self.heads}")
+        if self.width % 4:
+            raise validate.BadValue(f"Budget.width={self.width} must be a multiple of 4 (the 2D sin-cos position "
+                                    "embedding splits it in four)")
+
+
+# The integer fields of Budget and the smallest value each allows (depth: an encoder of depth // 2 >= 1
+# blocks and a decoder); the subsets may also be None (the whole split). A size below 1 would train
+# nothing or, as a slice limit, count from the end: a probe_train of -5 would probe all rows but 5.
+_INTEGERS = {"width": 4, "depth": 2, "heads": 1, "steps": 1, "batch_size": 1, "tokenizer_steps": 1,
+             "tokenizer_batch": 1, "cnn_steps": 1, "probe_epochs": 1, "sample_steps": 1, "fid_samples": 1}
+_SUBSETS = ("train_subset", "probe_train", "probe_test")
 
 
 BUDGETS: dict[str, Budget] = {
@@ -101,7 +119,7 @@ def get_budget(name: str | Budget | None = None) -> Budget:
     key = str(name).strip().lower()
     if key not in BUDGETS:
         source = f" (from ${ENV_VAR})" if name == os.environ.get(ENV_VAR) else ""
-        raise ValueError(f"unknown budget {name!r}{source}; choose one of {tuple(BUDGETS)}")
+        raise validate.BadValue(f"unknown budget {name!r}{source}; choose one of {tuple(BUDGETS)}")
     return BUDGETS[key]
 
 

@@ -25,7 +25,7 @@ from .recipes import Recipe
 # the machine has: convolutions round differently with another thread count, and one count makes a fitted
 # tokenizer the same bits wherever it is fitted (a notebook, a worker of a parallel trajectory, a bigger
 # machine). Small convolutional nets on 32 x 32 images gain little from a second thread anyway.
-# (A change here changes what is fitted: bump cache.FIT_VERSION.)
+# (A change here changes what is fitted; builders is on code_version.TRAINING_PATH, so the keys follow it.)
 FIT_THREADS = 1
 NUM_CLASSES = 10
 
@@ -71,6 +71,7 @@ def get_cnn(budget, dataset: str, device, progress: bool = True):
     """The label-trained CNN for (budget, dataset): trained once, then loaded."""
     budget = budgets_mod.get_budget(budget)
     path = cache.cnn_path(budget, dataset)
+    cache.claim(path, path.with_suffix(".partial.pt"))  # in a fresh session: fitted again, once
     images, labels = load_split(dataset, "train", budget)
     if path.exists():
         try:
@@ -93,6 +94,7 @@ def get_tokenizer(recipe: Recipe, budget, dataset: str, seed: int = 0, device=No
     budget = budgets_mod.get_budget(budget)
     device = device or device_mod.get_device(verbose=False)
     path = cache.tokenizer_path(recipe, budget, dataset, seed)
+    cache.claim(path, path.with_suffix(".partial.pt"))  # in a fresh session: fitted again, once
     if path.exists():
         try:
             tok = tokenizers.load_tokenizer(path, map_location=device).to(device).eval()

@@ -6,8 +6,9 @@ a truncated file that breaks the next resume. So a checkpoint is written to a te
 same folder, flushed to disk, and renamed over the old one with `os.replace`, which is atomic on POSIX
 and on Windows: a reader sees the old file or the new one, nothing in between.
 
-Loading is the mirror image: a file that cannot be read is reported (naming it) and treated as
-absent, so the caller starts over instead of crashing on a damaged file.
+Loading is the mirror image: a file that cannot be read, or whose weights are not all finite, is
+reported (naming it, and the tensor) and treated as absent, so the caller starts over instead of
+crashing on a damaged file or training on from NaN.
 
 The rest makes the *content* resumable exactly, for every training loop of the project (the denoiser's
 in train.py, a tokenizer's fit, the label-trained CNN's):
@@ -34,6 +35,8 @@ from typing import Any, BinaryIO, Callable
 
 import torch
 import torch.distributed as dist
+
+from . import validate
 
 CKPT_SECONDS = 60.0  # default time between periodic checkpoints: at most about a minute of work is lost
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and the polite kill of a scheduler or `kill PID`
@@ -78,11 +81,13 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load_checkpoint(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict | None:
+def load_checkpoint(path: str | os.PathLike, required: tuple[str, ...] = (),
+                    finite: tuple[str, ...] = ()) -> dict | None:
     """Load a checkpoint dict onto the CPU, or None when there is nothing usable.
 
-    Missing file -> None, silently. A file that fails to load, is not a dict, or lacks one of the
-    `required` keys -> a RuntimeWarning naming the file and the reason, then None (start over).
+    Missing file -> None, silently. A file that fails to load, is not a dict, lacks one of the
+    `required` keys, or holds a value that is not finite in one of the `finite` state dicts (the weights)
+    -> a RuntimeWarning naming the file and the reason, then None (start over).
     `weights_only=True`: a checkpoint holds tensors, numbers, strings, lists and dicts only, and
     loading it can never execute code.
     """
@@ -96,6 +101,8 @@ def load_checkpoint(path: str | os.PathLike, required: tuple[str, ...] = ()) -> 
         missing = [k for k in required if k not in ckpt]
         if missing:
             raise KeyError(f"missing keys {missing}")
+        for key in finite:
+            check_finite(ckpt[key], key)
     except Exception as err:  # any failure means the same thing here: the file is not usable
         warnings.warn(
             f"checkpoint {path} is corrupted or incomplete ({type(err).__name__}: {err}); "
@@ -105,6 +112,15 @@ def load_checkpoint(path: str | os.PathLike, required: tuple[str, ...] = ()) -> 
         )
         return None
     return ckpt
+
+
+def check_finite(state: dict, where: str) -> dict:
+    """``state`` (a state dict) if every value of its tensors is finite; else ValueError naming the tensor
+    and how many of its values are not (:func:`ldae_lite.validate.finite`)."""
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor):
+            validate.finite(value, f"{where}[{name!r}]")
+    return state
 
 
 def rng_state(data_gen: torch.Generator, loss_gen: torch.Generator | None, device: torch.device) -> dict:
@@ -142,7 +158,7 @@ def resume(path: str | os.PathLike | None, run: dict, model: torch.nn.Module, op
     returns the checkpoint (for the step and the caller's own entries); None when there is nothing to
     resume (no path, no file, or a damaged file: :func:`load_checkpoint` warns).
     """
-    ckpt = load_checkpoint(path, ("model", "optimizer", "step", "run", "rng")) if path is not None else None
+    ckpt = load_checkpoint(path, ("model", "optimizer", "step", "run", "rng"), ("model",)) if path is not None else None
     if ckpt is None:
         return None
     diff = config_diff(ckpt["run"], run)

@@ -1,30 +1,32 @@
 """``run(recipe, budget, dataset, seed)``: train what a recipe needs, probe it, and remember the result.
 
 A second call with the same arguments is a cache hit; an interrupted call resumes from the last
-checkpoint; a corrupted file is reported and recomputed. Where and under which key things are kept is
-:mod:`ldae_lite.cache`; the pieces a run is built from (data, CNN, tokenizer, objective, DiT) are
-:mod:`ldae_lite.builders`. The notebooks reach all of it through this module.
+checkpoint; a corrupted or incomplete file is reported and recomputed; ``fresh=True`` (or ``LDAE_FRESH=1``)
+recomputes instead of reusing. What a call is given is checked where it enters (:mod:`ldae_lite.validate`).
+Where and under which key things are kept is :mod:`ldae_lite.cache`; the pieces a run is built from
+(data, CNN, tokenizer, objective, DiT) are :mod:`ldae_lite.builders`. The notebooks reach all of it
+through this module.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+import warnings
 
 import torch
 
 from . import budgets as budgets_mod
-from . import cache, timing
+from . import cache, timing, validate
 from . import device as device_mod
 from . import probe as probe_mod
 from .batching import batched
 from .builders import build, get_cnn, get_tokenizer, load_split, needs_cnn
-from .cache import is_done, run_folder, trains_tokenizer
+from .cache import Result, is_done, run_folder, trains_tokenizer
 from .noise import SINGLE_SIGMAS, NoiseSchedule
 from .objectives import Objective
 from .recipes import Recipe
-from .train import TrainConfig, train
+from .train import TrainConfig, load_run, train
 
 # What a notebook needs of a run, importable from here (defined in builders and cache).
 __all__ = ["PROBE_T", "Result", "build", "encoder_features", "get_cnn", "get_tokenizer", "is_done", "load_model",
@@ -34,47 +36,25 @@ __all__ = ["PROBE_T", "Result", "build", "encoder_features", "get_cnn", "get_tok
 PROBE_T = 10  # the paper probes at t = 10 with clean input (Sec. 4.1)
 
 
-@dataclass(frozen=True)
-class Result:
-    """One trained and probed recipe. Accuracies in %."""
-
-    key: str
-    recipe: dict
-    budget: str
-    dataset: str
-    seed: int
-    probe_accuracy: float
-    knn_accuracy: float
-    train_seconds: float
-    probe_seconds: float
-    images_per_s: float
-    device: str
-    final_loss: float
-    frechet: float | None = None
-    losses: list = field(default_factory=list)
-    cached: bool = False
-    created: str = ""
-    commit: str = ""
-    probe_version: int = 1
-    probe_base_lr: float | None = None  # the base lr the probe chose (per 256 examples)
-    probe: dict | None = None  # the budget's probe settings the accuracies were measured with
-    timings: dict = field(default_factory=dict)  # {phase: seconds} of the call that trained it (timing.PHASES)
-
-    @property
-    def wall_seconds(self) -> float:
-        return self.train_seconds + self.probe_seconds
-
-
 def run(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0, *, generate: bool = False,
-        progress: bool = True, device=None) -> Result:
+        progress: bool = True, device=None, fresh: bool = False) -> Result:
     """Train (or reuse) the tokenizer and the denoiser of ``recipe``, probe its encoder, return the result.
 
     generate: also sample images with DDIM and report a Frechet distance in the CNN's feature space.
+    fresh: reuse nothing cached (the CNN, the tokenizer, the checkpoint, the result): fit, train and probe
+    again, and store what comes out. ``LDAE_FRESH=1`` does the same for every call of a process, once.
     """
+    recipe, seed = _checked(recipe, seed)
+    flags = {name: validate.boolean(name, value) for name, value in
+             (("generate", generate), ("progress", progress), ("fresh", fresh))}
+    if flags.pop("fresh"):
+        with cache.fresh():
+            return run(recipe, budget, dataset, seed, device=device, **flags)
     budget = budgets_mod.get_budget(budget)
     device = device or device_mod.get_device(verbose=False)
     folder = run_folder(recipe, budget, dataset, seed)
-    stored = cache.read_json(folder / "result.json")
+    cache.claim_run(folder)
+    stored = cache.read_result(folder / "result.json")
     if cache.reusable(stored, generate, budget):
         print(f"reusing cached run {folder.name} (probe {stored['probe_accuracy']:.2f}%)")
         timing.cached("data", "tokenizers", "training", "features", "probes",  # the work the cache spared
@@ -119,12 +99,24 @@ def _train(recipe: Recipe, budget, dataset: str, seed: int, device, folder, prog
     images, labels = load_split(dataset, "train", budget, recipe.resolution_scale)
     with timing.phase("data"):
         rows = obj.prepare(images.to(device))
-    cfg = TrainConfig(steps=budget.steps, batch_size=budget.batch_size, lr=budget.lr,
-                      warmup_frac=budget.warmup_frac, weight_decay=budget.weight_decay)
     with timing.phase("training"):
-        stats = train(model.to(device), obj.loss, rows, labels.to(device), cfg, device=device,
+        stats = train(model.to(device), obj.loss, rows, labels.to(device), train_config(budget), device=device,
                       ckpt_path=folder / "ckpt.pt", seed=seed, desc=recipe_label(recipe), progress=progress)
     return obj, model, rows, labels, stats
+
+
+def train_config(budget) -> TrainConfig:
+    """The denoiser's optimisation, from the budget: what its checkpoint must have been trained with."""
+    return TrainConfig(steps=budget.steps, batch_size=budget.batch_size, lr=budget.lr,
+                       warmup_frac=budget.warmup_frac, weight_decay=budget.weight_decay)
+
+
+def _checked(recipe, seed) -> tuple[Recipe, int]:
+    """The recipe and the seed of a call, checked (an error names what was given and what is allowed)."""
+    if not isinstance(recipe, Recipe):
+        raise validate.BadType(f"recipe must be a Recipe (e.g. recipes.LDAE or recipes.get_step('patch_pca')"
+                               f".recipe), got {recipe!r} ({type(recipe).__name__})")
+    return recipe, validate.seed(seed)
 
 
 def _probe(recipe: Recipe, budget, dataset: str, obj: Objective, model, rows, labels, device, progress: bool):
@@ -170,15 +162,26 @@ def encoder_features(model, obj: Objective, rows: torch.Tensor, t: int, depth=No
 
 
 def load_model(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0, device=None):
-    """The trained (tokenizer, objective, model) of a run, training it first if needed."""
+    """The trained (tokenizer, objective, model) of a run, training it first if needed.
+
+    The weights come through the loader that training resumes from (:func:`ldae_lite.train.load_run`), so a
+    checkpoint that ``run`` trusts loads here; one that cannot be used (missing, damaged, with weights
+    that are not finite, or unfinished beside a stored result) is reported and the run trained again."""
+    recipe, seed = _checked(recipe, seed)
     budget = budgets_mod.get_budget(budget)
     device = device or device_mod.get_device(verbose=False)
+    folder = run_folder(recipe, budget, dataset, seed)
     run(recipe, budget, dataset, seed, device=device)
+    ckpt = load_run(folder / "ckpt.pt", train_config(budget), seed)
+    if ckpt is None or ckpt["step"] < budget.steps:
+        warnings.warn(f"{folder / 'ckpt.pt'} does not hold the finished run that result.json reports; "
+                      "training the run again", stacklevel=2)
+        (folder / "result.json").unlink(missing_ok=True)
+        run(recipe, budget, dataset, seed, device=device)
+        ckpt = load_run(folder / "ckpt.pt", train_config(budget), seed)
     tok = get_tokenizer(recipe, budget, dataset, seed, device)
     obj, model = build(recipe, tok, budget, dataset)
-    folder = run_folder(recipe, budget, dataset, seed)
-    state = torch.load(folder / "ckpt.pt", map_location=device, weights_only=False)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(ckpt["model"])
     return tok, obj, model.to(device).eval()
 
 
@@ -201,8 +204,9 @@ def pixel_baseline(dataset: str = "fashion-mnist", budget=None, seed: int = 0, p
     the same numbers every call, so a trajectory (or a notebook) computes them once per dataset and budget.
     Returns {linear, knn, base_lr, n_train, n_test, seconds}."""
     budget = budgets_mod.get_budget(budget)
-    path = cache.baseline_path(dataset, budget, seed)
-    stored = cache.read_json(path)
+    path = cache.baseline_path(dataset, budget, validate.seed(seed))
+    cache.claim(path)
+    stored = cache.read_record(path, cache.BASELINE_SCHEMA)
     if stored is not None:
         print(f"reusing cached raw-pixel baseline {path.name} (linear probe {stored['linear']:.2f}%)")
         timing.cached("probes")

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cache import RESULTS_DIR, read_json
+from .cache import RESULTS_DIR, read_record
 from .stats import change_summary
 from .tables import markdown_table
 
+# What reference() and group_markdown() read of the table (cache.read_record: "name?" may be missing).
+SCHEMA = {"meta": {"budget": str, "device": str, "commit": str, "created": str, "command": str, "changes?": [dict]},
+          "rows": [{"group": str, "dataset": str, "what": str, "accuracy": float, "note": str,
+                    "knn?": (float, type(None)), "train_seconds?": (float, type(None))}]}
+
 
 def reference(group: str, budget: str = "lecture", folder=None):
-    """The rows of one group of the shipped levers table: (meta, rows), or None when the file is absent.
-    folder: where levers.json is (default ``results/<budget>``)."""
+    """The rows of one group of the shipped levers table: (meta, rows), or None when the file is absent or
+    damaged (warned, naming the file and the field). folder: where levers.json is (default ``results/<budget>``)."""
     path = Path(folder) / "levers.json" if folder is not None else RESULTS_DIR / budget / "levers.json"
-    table = read_json(path)
+    table = read_record(path, SCHEMA, "showing no reference")
     if table is None:
         return None
     groups = list(dict.fromkeys(r["group"] for r in table["rows"]))

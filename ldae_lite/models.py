@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from . import validate
+
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """adaLN: x (N, L, W) * (1 + scale (N, W)) + shift (N, W), the same affine map for every token."""
@@ -246,12 +248,15 @@ class DiT(nn.Module):
             t = t.expand(n)  # one float t for the whole batch
         elif t.shape != (n,):
             raise ValueError(f"t has shape {tuple(t.shape)}; expected a float or shape ({n},)")
+        if y is not None and self.num_classes:  # the null row is y=None's: label num_classes is refused here
+            validate.labels(y, self.num_classes, f"DiT labels y (shape {tuple(y.shape)})")
         h = self.x_embedder(x) + self.pos_embed  # (N, L, W)
         c = self.t_embedder(t) + self.y_embedder(y, n)  # (N, W)
         return h, c
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | float, y: torch.Tensor | None = None):
-        """x (N, L, in_dim), t (N,) float in [0, 1000) or one float, y (N,) long or None -> (N, L, out_dim).
+        """x (N, L, in_dim), t (N,) float in [0, 1000) or one float, y (N,) long in [0, num_classes) or None
+        (the null label for all) -> (N, L, out_dim).
 
         The output is the network's prediction only (noise, clean latent or image, per the objective);
         there is no learned-variance half as in DiT."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from . import validate
 from .batching import batched
 from .noise import NoiseSchedule
 from .patches import patchify, unpatchify
@@ -70,12 +71,14 @@ class Objective:
     @torch.no_grad()
     def prepare(self, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
         """Encode a whole split once. Returns per-token rows (N, L, d [+ D]): the clean latent z_0,
-        followed by the image patch x_0 when the recipe works in image space."""
+        followed by the image patch x_0 when the recipe works in image space. A value that is not finite is
+        refused here, saying how many, before any training or probe sees it."""
         def rows(x: torch.Tensor) -> torch.Tensor:
             z0 = self.tok.encode(x).float()  # (B, L, d)
             return torch.cat([z0, patchify(x, self.p)], -1) if self.needs_image else z0
 
-        return batched(rows, images, batch_size)  # (N, L, d [+ D])
+        out = batched(rows, images, batch_size)  # (N, L, d [+ D])
+        return validate.finite(out, f"the {self.tok.kind} tokenizer's latents (Objective.prepare)")
 
     def split(self, rows: torch.Tensor):
         """(N, L, d [+ D]) -> z_0 (N, L, d), x_0 patches (N, L, D) or None."""

@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import data as data_module
+from . import validate
 from .batching import batched
 
 # Standardised features make raw pixels well conditioned: their probe hardly depends on the base lr. A
@@ -94,20 +95,45 @@ def raw_pixel_features(images: torch.Tensor) -> torch.Tensor:
 
 def subset_indices(n: int, limit: int | None, seed: int = 0) -> torch.Tensor:
     """A fixed random subset of ``limit`` of ``n`` indices (all of them, in order, when limit is None)."""
+    limit = validate.optional_integer("limit", limit, low=1)
     if limit is None or limit >= n:
         return torch.arange(n)
-    if limit < 1:
-        raise ValueError(f"limit={limit} must be >= 1 or None")
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:limit].sort().values
 
 
-def _check(train_x, train_y, test_x, test_y):
-    if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"features must be (N, F) with the same F; got {tuple(train_x.shape)} and "
-                         f"{tuple(test_x.shape)}")
+def _check(train_x, train_y, test_x, test_y, num_classes: int | None, probe: str) -> int:
+    """Check a probe's features (finite, (N, F) with N >= 1 and the same F) and labels (integers in
+    [0, num_classes), one per feature row). Returns num_classes (None: the largest label + 1)."""
+    for name, x in (("train_x", train_x), ("test_x", test_x)):
+        if not isinstance(x, torch.Tensor) or x.ndim != 2 or len(x) < 1:
+            raise validate.BadValue(f"{probe}: {name} must be features of shape (N, F) with N >= 1, got "
+                                    f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        validate.finite(x, f"{probe}: {name} (features)")
+    if train_x.shape[1] != test_x.shape[1]:
+        raise validate.BadValue(f"{probe}: features must be (N, F) with the same F; got {tuple(train_x.shape)} "
+                                f"and {tuple(test_x.shape)}")
     if len(train_x) != len(train_y) or len(test_x) != len(test_y):
-        raise ValueError(f"{len(train_x)} train features vs {len(train_y)} labels, "
-                         f"{len(test_x)} test features vs {len(test_y)} labels")
+        raise validate.BadValue(f"{probe}: {len(train_x)} train features vs {len(train_y)} labels, "
+                                f"{len(test_x)} test features vs {len(test_y)} labels")
+    num_classes = validate.optional_integer("num_classes", num_classes, low=1)
+    if num_classes is None:  # integers >= 0 first, then the largest one sets the count
+        for name, y in (("train_y", train_y), ("test_y", test_y)):
+            validate.labels(y, None, f"{probe}: {name}")
+        num_classes = int(max(train_y.max(), test_y.max())) + 1
+    for name, y in (("train_y", train_y), ("test_y", test_y)):
+        validate.labels(y, num_classes, f"{probe}: {name}")
+    return num_classes
+
+
+def _settings(epochs, lr, batch_size, weight_decay, seed, base_lrs) -> tuple:
+    """linear_probe's settings, checked: (epochs, lr, batch_size, weight_decay, seed, base_lrs)."""
+    if lr is None and (isinstance(base_lrs, (str, bytes)) or not base_lrs):
+        raise validate.BadValue(f"base_lrs={base_lrs!r} must be a non-empty tuple of positive learning rates")
+    return (validate.integer("epochs", epochs, low=1), None if lr is None else validate.real("lr", lr, low=0.0,
+                                                                                            low_open=True),
+            validate.integer("batch_size", batch_size, low=1), validate.real("weight_decay", weight_decay, low=0.0),
+            validate.seed(seed),
+            tuple(validate.real(f"base_lrs[{i}]", b, low=0.0, low_open=True) for i, b in enumerate(base_lrs)))
 
 
 def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, *,
@@ -121,15 +147,12 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
     MAE's rule) trains a head on 90% of the training features, the best on the other 10% wins, and a
     final head is trained on all training features with it. Prints the arithmetic when verbose.
     """
-    _check(train_x, train_y, test_x, test_y)
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs={epochs} and batch_size={batch_size} must be >= 1")
-    if lr is None and (not base_lrs or min(base_lrs) <= 0):
-        raise ValueError(f"base_lrs={base_lrs} must be a non-empty tuple of positive learning rates")
+    num_classes = _check(train_x, train_y, test_x, test_y, num_classes, "linear_probe")
+    epochs, lr, batch_size, weight_decay, seed, base_lrs = _settings(epochs, lr, batch_size, weight_decay, seed,
+                                                                     base_lrs)
     start_time = time.perf_counter()
     device = torch.device(device) if device is not None else torch.device("cpu")
     n, dim = train_x.shape
-    num_classes = num_classes or int(max(train_y.max(), test_y.max())) + 1
     batch_size = min(batch_size, n)
     steps_per_epoch = math.ceil(n / batch_size)
     x, y = train_x.float().to(device), train_y.to(device=device, dtype=torch.long)
@@ -265,9 +288,10 @@ def knn_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor
     weight exp(cos_j / temperature). center: subtract the training mean before normalising (otherwise
     a shared offset, e.g. the constant background of Fashion-MNIST, dominates every cosine).
     """
-    _check(train_x, train_y, test_x, test_y)
-    if not 1 <= k <= len(train_x):
-        raise ValueError(f"k={k} must be in [1, {len(train_x)}]")
+    _check(train_x, train_y, test_x, test_y, None, "knn_probe")
+    k, chunk = validate.integer("k", k, low=1, high=len(train_x)), validate.integer("chunk", chunk, low=1)
+    temperature = validate.real("temperature", temperature, low=0.0, low_open=True)
+    center = validate.boolean("center", center)
     train_x, test_x = train_x.float(), test_x.float()
     if center:
         mean = train_x.mean(0, keepdim=True)  # (1, F)

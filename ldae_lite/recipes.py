@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, replace
 
-from . import paper
+from . import paper, validate
 from .noise import LOSS_WEIGHTS, NOISE_LEVELS, SCHEDULES
 from .objectives import SPACES, TARGETS
 from .tokenizers import KINDS as TOKENIZERS
@@ -21,6 +21,7 @@ from .tokenizers import KINDS as TOKENIZERS
 # Two groups of tokenizer kinds that a recipe's checks and the run cache treat apart:
 CONV_TOKENIZERS = ("vqgan", "conv_vae_adv", "conv_vae")
 FITTED_WITHOUT_GRADIENT = ("patch_pca", "pixel")  # an eigendecomposition, or nothing to fit
+RESOLUTION_SCALES = (1, 2, 4)  # Fig. 5: images 32, 64 or 128 pixels a side, 16 tokens each time
 
 
 @dataclass(frozen=True)
@@ -45,51 +46,57 @@ class Recipe:
     mask_ratio: float = 0.0  # > 0: MAE-style masking instead of noise (a comparison, not in the paper)
 
     def __post_init__(self):
-        _one_of("tokenizer", self.tokenizer, TOKENIZERS)
-        _one_of("schedule", self.schedule, SCHEDULES)
-        _one_of("target", self.target, TARGETS)
-        _one_of("input_space", self.input_space, SPACES)
-        _one_of("output_space", self.output_space, SPACES)
-        _one_of("loss_weight", self.loss_weight, LOSS_WEIGHTS)
-        _one_of("noise_levels", self.noise_levels, NOISE_LEVELS)
-        if self.resolution_scale not in (1, 2, 4):
-            raise ValueError(f"resolution_scale={self.resolution_scale} must be 1, 2 or 4")
-        if self.latent_dim is not None and self.latent_dim < 1:
-            raise ValueError(f"latent_dim={self.latent_dim} must be a positive integer or None")
+        self._check_types()
         if self.tokenizer in CONV_TOKENIZERS:
             if self.latent_dim is None or self.latent_dim % 4:
-                raise ValueError(
+                raise validate.BadValue(
                     f"latent_dim={self.latent_dim}: a conv VAE token groups 2x2 latent cells, so d must be "
                     "a multiple of 4 (d = 4 x channels)"
                 )
             if self.resolution_scale != 1:
-                raise ValueError(f"resolution_scale={self.resolution_scale} needs a patch-wise tokenizer")
+                raise validate.BadValue(f"resolution_scale={self.resolution_scale} needs a patch-wise tokenizer")
         if self.tokenizer != "patch_pca":
             for field in ("input_space", "output_space"):
                 if getattr(self, field) == "image":
-                    raise ValueError(
+                    raise validate.BadValue(
                         f"{field}='image' goes through inverse PCA, so it needs tokenizer='patch_pca' "
                         f"(got tokenizer={self.tokenizer!r})"
                     )
             if self.target == "image":
-                raise ValueError(
+                raise validate.BadValue(
                     f"target='image' weights the residual in the PCA basis, so it needs tokenizer='patch_pca' "
                     f"(got tokenizer={self.tokenizer!r}); a pixel tokenizer predicts the image with target='x0'"
                 )
         if self.target == "eps" and self.output_space == "image":
-            raise ValueError("target='eps' is latent noise; output_space='image' needs target 'x0' or 'image'")
+            raise validate.BadValue("target='eps' is latent noise; output_space='image' needs target 'x0' or 'image'")
         if self.target == "image" and self.output_space != "image":
-            raise ValueError("target='image' predicts pixels, so it needs output_space='image'")
+            raise validate.BadValue("target='image' predicts pixels, so it needs output_space='image'")
         if self.schedule == "linear_sigma" and self.input_scaling:
-            raise ValueError("schedule='linear_sigma' reaches sigma = sqrt(2), so it needs input_scaling=False")
+            raise validate.BadValue("schedule='linear_sigma' reaches sigma = sqrt(2), so it needs input_scaling=False")
         if self.loss_weight == "gamma2" and not self.input_scaling:
-            raise ValueError("loss_weight='gamma2' is 1 when input_scaling=False; use 'inv_1_plus_sigma2'")
-        if not 0.0 <= self.residual_weight <= 1.0:
-            raise ValueError(f"residual_weight={self.residual_weight} must lie in [0, 1]")
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio={self.mask_ratio} must lie in [0, 1)")
+            raise validate.BadValue("loss_weight='gamma2' is 1 when input_scaling=False; use 'inv_1_plus_sigma2'")
         if self.mask_ratio > 0 and self.input_space != "image":
-            raise ValueError("mask_ratio > 0 masks image patches, so it needs input_space='image'")
+            raise validate.BadValue("mask_ratio > 0 masks image patches, so it needs input_space='image'")
+
+    def _check_types(self) -> None:
+        """Each field on its own: its type and its allowed values (the tuples above). A number is stored as
+        its Python type (numpy's 16 as 16, an int weight as a float), so that equal recipes hash alike."""
+        for name, allowed in (("tokenizer", TOKENIZERS), ("schedule", SCHEDULES), ("target", TARGETS),
+                              ("input_space", SPACES), ("output_space", SPACES), ("loss_weight", LOSS_WEIGHTS),
+                              ("noise_levels", NOISE_LEVELS)):
+            validate.one_of(f"Recipe.{name}", getattr(self, name), allowed)
+        checked = dict(
+            class_cond=validate.boolean("Recipe.class_cond", self.class_cond),
+            pca_whiten=validate.boolean("Recipe.pca_whiten", self.pca_whiten),
+            input_scaling=validate.boolean("Recipe.input_scaling", self.input_scaling),
+            latent_dim=validate.optional_integer("Recipe.latent_dim", self.latent_dim, low=1),
+            residual_weight=validate.real("Recipe.residual_weight", self.residual_weight, low=0.0, high=1.0),
+            resolution_scale=validate.integer("Recipe.resolution_scale", self.resolution_scale,
+                                              low=min(RESOLUTION_SCALES), high=max(RESOLUTION_SCALES)),
+            mask_ratio=validate.real("Recipe.mask_ratio", self.mask_ratio, low=0.0, high=1.0, high_open=True))
+        validate.one_of("Recipe.resolution_scale", checked["resolution_scale"], RESOLUTION_SCALES)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)  # frozen: set once, here
 
     def key(self) -> str:
         """A short stable hash of every field (part of the cache key of a run)."""
@@ -99,11 +106,6 @@ class Recipe:
         """Fields whose value differs from ``other``: {field: (other's, ours)}."""
         a, b = dataclasses.asdict(other), dataclasses.asdict(self)
         return {k: (a[k], b[k]) for k in b if a[k] != b[k]}
-
-
-def _one_of(field: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"Recipe.{field}={value!r} is not one of {allowed}")
 
 
 def stable_hash(obj, n: int = 12) -> str:
@@ -177,6 +179,5 @@ def pixel_sweep(scales=(1, 2, 4)) -> dict[int, tuple[Recipe, Recipe]]:
 
 
 def get_step(key: str) -> Step:
-    if key not in STEPS:
-        raise ValueError(f"unknown trajectory step {key!r}; steps are {tuple(STEPS)}")
-    return STEPS[key]
+    """The trajectory step named ``key`` (``TRAJECTORY``'s keys)."""
+    return STEPS[validate.one_of("trajectory step", key, tuple(STEPS))]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import budgets as budgets_mod
-from .cache import RESULTS_DIR, read_json, runs_dir, write_json, write_text
+from .cache import REPORT_SCHEMA, RESULTS_DIR, read_record, runs_dir, write_json, write_text
 from .checkpoint import atomic_write
 from .recipes import TRAJECTORY
 from .tables import fmt, fmt_mean_std, markdown_table
@@ -176,8 +176,8 @@ def find_reports(dataset: str = "fashion-mnist", folders=None) -> list[tuple[Pat
     found = []
     for folder in map(Path, folders):
         for path in sorted(folder.rglob(f"trajectory_{dataset}_*.json")) if folder.is_dir() else []:
-            rep = read_json(path)
-            if isinstance(rep, dict) and {"meta", "steps", "raw_pixels"} <= rep.keys():
+            rep = read_record(path, REPORT_SCHEMA, "leaving it out")  # a field missing or mistyped: warned
+            if rep is not None:
                 found.append((path, rep))
     rank = {b: i for i, b in enumerate(BUDGET_ORDER)}
     return sorted(found, key=lambda pr: (rank.get(pr[1]["meta"].get("budget"), len(rank)),

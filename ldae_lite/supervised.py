@@ -22,9 +22,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .batching import batched
-from .checkpoint import Checkpointer, atomic_save, resume, rng_state
+from .checkpoint import Checkpointer, atomic_save, check_finite, resume, rng_state
 from .progress import Progress
-from .train import TrainConfig, build_optimizer, lr_at, set_lr, update
+from .train import TrainConfig, build_optimizer, check_loss, lr_at, set_lr, update
 
 LAYERS = ("block1", "block2", "block3")
 
@@ -121,7 +121,9 @@ def train_cnn(images: torch.Tensor, labels: torch.Tensor, *, steps: int = 300, b
             with ckpt.updating(step):
                 set_lr(optimizer, lr_at(step, cfg))
                 idx = torch.randint(len(x_all), (batch_size,), generator=gen).to(device)  # (B,)
-                loss = F.cross_entropy(cnn(x_all[idx]), y_all[idx])
+                x = x_all[idx]
+                loss = F.cross_entropy(cnn(x), y_all[idx])
+                check_loss(loss, x, step, "supervised cnn")
                 update(optimizer, loss, params)
             log_point = bar.log(step + 1, loss)
             with bar.paused():
@@ -141,10 +143,11 @@ def save_cnn(cnn: SmallCNN, path) -> None:
 
 
 def load_cnn(path, map_location="cpu") -> SmallCNN:
-    """Rebuild a network written by :func:`save_cnn` (in eval mode)."""
+    """Rebuild a network written by :func:`save_cnn` (in eval mode); ValueError naming the tensor when a
+    weight is not finite."""
     payload = torch.load(path, map_location=map_location, weights_only=True)
     cnn = SmallCNN(**payload["config"])
-    cnn.load_state_dict(payload["state_dict"])
+    cnn.load_state_dict(check_finite(payload["state_dict"], f"CNN {path}"))
     return cnn.to(map_location).eval()
 
 

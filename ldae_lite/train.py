@@ -38,13 +38,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from . import validate
 from .checkpoint import CKPT_SECONDS, Checkpointer, config_diff, load_checkpoint, rng_state, set_rng_state
 from .device import autocast
 from .distributed import cleanup_distributed, setup_distributed, world
 from .progress import Progress
 
-__all__ = ["LossFn", "TrainConfig", "TrainStats", "build_optimizer", "cleanup_distributed", "lr_at", "set_lr",
-           "setup_distributed", "train", "update"]
+__all__ = ["LossFn", "TrainConfig", "TrainStats", "build_optimizer", "check_loss", "cleanup_distributed", "load_run",
+           "lr_at", "set_lr", "setup_distributed", "train", "update"]
 
 LossFn = Callable[[nn.Module, torch.Tensor, "torch.Tensor | None", torch.Generator], torch.Tensor]
 _CKPT_KEYS = ("model", "optimizer", "step", "cfg", "seed", "rng", "losses", "seconds", "images_per_s")
@@ -65,20 +66,17 @@ class TrainConfig:
     log_every: int = 10  # a loss read-out syncs the GPU, so record a mean every few steps, not every step
 
     def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"steps={self.steps} and batch_size={self.batch_size} must both be >= 1")
-        if not self.lr > 0:
-            raise ValueError(f"lr={self.lr} must be > 0")
-        if not 0 <= self.warmup_frac < 1:
-            raise ValueError(f"warmup_frac={self.warmup_frac} must be in [0, 1)")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip={self.grad_clip} must be > 0, or None for no clipping")
-        if self.ckpt_every is not None and self.ckpt_every < 1:
-            raise ValueError(f"ckpt_every={self.ckpt_every} must be >= 1, or None (checkpoints by time only)")
-        if self.ckpt_seconds is not None and not self.ckpt_seconds >= 0:
-            raise ValueError(f"ckpt_seconds={self.ckpt_seconds} must be >= 0, or None (no timed checkpoints)")
-        if self.log_every < 1:
-            raise ValueError(f"log_every={self.log_every} must be >= 1")
+        validate.integer("steps", self.steps, low=1)
+        validate.integer("batch_size", self.batch_size, low=1)
+        validate.real("lr", self.lr, low=0.0, low_open=True)
+        validate.real("warmup_frac", self.warmup_frac, low=0.0, high=1.0, high_open=True)
+        validate.real("weight_decay", self.weight_decay, low=0.0)
+        if self.grad_clip is not None:
+            validate.real("grad_clip", self.grad_clip, low=0.0, low_open=True)  # or None: no clipping
+        validate.optional_integer("ckpt_every", self.ckpt_every, low=1)  # None: checkpoints by time only
+        if self.ckpt_seconds is not None:
+            validate.real("ckpt_seconds", self.ckpt_seconds, low=0.0)  # or None: no timed checkpoints
+        validate.integer("log_every", self.log_every, low=1)
 
 
 @dataclass
@@ -137,6 +135,24 @@ def update(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[nn
     optimizer.step()
 
 
+def check_loss(loss: torch.Tensor, batch: torch.Tensor, step: int, desc: str) -> None:
+    """Stop before an update with a loss that is not finite, saying which went first: the input or the loss.
+
+    One ``isfinite`` on the scalar loss per step (a single number; on a GPU it waits for the forward pass).
+    Only when it fails is the batch inspected: non-finite inputs mean broken data or latents, a finite
+    batch means the training itself diverged. The update is never applied, so the last checkpoint holds
+    the weights before it."""
+    if bool(torch.isfinite(loss.detach())):
+        return
+    try:
+        validate.finite(batch, f"{desc}: the input batch of step {step + 1}")
+    except ValueError as e:
+        raise FloatingPointError(f"{e}. The input was not finite before the loss ({loss.item()}) was: look at "
+                                 "the data or the latents, not at the training") from None
+    raise FloatingPointError(f"{desc}: the loss is {loss.item()} at step {step + 1} while every value of its input "
+                             "batch is finite: the training diverged; lower the learning rate?")
+
+
 def _settings(cfg: dict, seed: int, world_size: int | None) -> dict:
     """What decides a denoiser's trained parameters: cfg without bookkeeping, the seed, the world size.
 
@@ -148,22 +164,37 @@ def _settings(cfg: dict, seed: int, world_size: int | None) -> dict:
     return out
 
 
-def _resume(ckpt_path, cfg: TrainConfig, seed: int, model: nn.Module, optimizer, data_gen, loss_gen,
-            device: torch.device, desc: str) -> tuple[TrainStats, dict | None]:
-    """Load a checkpoint of this run into model, optimizer and generators.
+def load_run(ckpt_path, cfg: TrainConfig, seed: int) -> dict | None:
+    """The checkpoint at ``ckpt_path`` of the run (cfg, seed), checked; the one loader of a denoiser's weights.
 
-    Returns its stats (fresh ones without a checkpoint) and this rank's loss window for the Progress. A
-    complete checkpoint loads the model only (the caller returns at once)."""
-    rank, world_size = world()
-    ckpt = load_checkpoint(ckpt_path, _CKPT_KEYS) if ckpt_path is not None else None
+    None (with a warning naming the file and what is wrong) when there is nothing usable: no file, a damaged
+    one, a missing entry, or weights that are not finite. ValueError naming the settings that differ when
+    it belongs to another run. :func:`train` resumes from it (or returns at once when it is finished), and
+    ``experiment.load_model`` loads it: a checkpoint one of them trusts, the other does too."""
+    _, world_size = world()
+    ckpt = load_checkpoint(ckpt_path, _CKPT_KEYS, finite=("model",)) if ckpt_path is not None else None
     if ckpt is None:
-        return TrainStats(steps=0), None
+        return None
     complete = ckpt["step"] >= cfg.steps
     diff = config_diff(_settings(ckpt["cfg"], ckpt["seed"], None if complete else len(ckpt["rng"])),
                        _settings(asdict(cfg), seed, None if complete else world_size))
     if diff:
         raise ValueError(f"checkpoint {ckpt_path} belongs to another run: {'; '.join(diff)}. "
                          "Use the same settings, or another ckpt_path to start a new run")
+    return ckpt
+
+
+def _resume(ckpt_path, cfg: TrainConfig, seed: int, model: nn.Module, optimizer, data_gen, loss_gen,
+            device: torch.device, desc: str) -> tuple[TrainStats, dict | None]:
+    """Load a checkpoint of this run (:func:`load_run`) into model, optimizer and generators.
+
+    Returns its stats (fresh ones without a checkpoint) and this rank's loss window for the Progress. A
+    complete checkpoint loads the model only (the caller returns at once)."""
+    rank, _ = world()
+    ckpt = load_run(ckpt_path, cfg, seed)
+    if ckpt is None:
+        return TrainStats(steps=0), None
+    complete = ckpt["step"] >= cfg.steps
     model.load_state_dict(ckpt["model"])
     stats = TrainStats(steps=ckpt["step"], seconds=ckpt["seconds"], images_per_s=ckpt["images_per_s"],
                        losses=[tuple(e) for e in ckpt["losses"]], resumed_from=ckpt["step"])
@@ -221,7 +252,8 @@ def train(model: nn.Module, loss_fn: LossFn, images: torch.Tensor, labels: torch
     """Train `model` in place for cfg.steps AdamW steps on random batches of (images, labels).
 
     images: (N, ...) and labels: (N,) or None, on any device (moved to `device` once).
-    loss_fn(model, x, y, generator) -> scalar; it must draw all its randomness from `generator`.
+    loss_fn(model, x, y, generator) -> scalar; it must draw all its randomness from `generator`. A loss
+      that is not finite stops training before its update, saying whether the batch was (:func:`check_loss`).
     ckpt_path: resume from it when it holds a valid checkpoint of this configuration (ValueError
       naming the fields when it holds another), return at once when it is complete, start over with a
       warning when it is corrupted; written every cfg.ckpt_every steps, at the first log point
@@ -265,6 +297,7 @@ def train(model: nn.Module, loss_fn: LossFn, images: torch.Tensor, labels: torch
                     x, y = images[idx], None if labels is None else labels[idx]
                     with autocast(device):  # bf16 matmuls where the device supports them
                         loss = loss_fn(net, x, y, loss_gen)
+                    check_loss(loss, x, step, desc)  # not finite: stop, before the update, saying why
                     update(optimizer, loss, params, cfg.grad_clip)
                 stats.steps = step + 1
                 log_point = bar.log(step + 1, loss)

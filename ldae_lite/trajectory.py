@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from . import budgets as budgets_mod
 from . import device as device_mod
-from . import timing
+from . import timing, validate
 from .builders import get_cnn, get_tokenizer, needs_cnn
 from .cache import git_commit, is_done, tokenizer_key, trains_tokenizer
 from .experiment import pixel_baseline
@@ -47,7 +47,7 @@ def run(budget=None, dataset: str = "fashion-mnist", seeds=(0,), steps: tuple[St
     ``meta.time_breakdown`` says where the wall time went, phase by phase (:func:`timing.breakdown`); what
     was reused from the cache counts as 0 s.
     """
-    budget = budgets_mod.get_budget(budget)
+    budget, seeds = budgets_mod.get_budget(budget), validate.seeds(seeds)  # a repeated seed: a spread of 0
     device = device_mod.get_device()
     start = time.perf_counter()
     todo = [(step, s) for step in steps for s in seeds

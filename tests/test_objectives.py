@@ -137,20 +137,6 @@ def test_orthonormal_image_output_is_pixels_with_plain_mse(images):
     assert torch.allclose(obj.image_error(x0, out, 1.0), (x0 - out).pow(2).mean(-1), atol=1e-5)
 
 
-def test_only_whitened_image_output_runs_change_key_with_its_version(monkeypatch):
-    from ldae_lite import cache
-    from ldae_lite.budgets import get_budget
-    budget = get_budget("smoke")
-    recipes = {s.key: s.recipe for s in TRAJECTORY}
-    before = {k: cache.run_key(r, budget, "fashion-mnist", 0) for k, r in recipes.items()}
-    orthonormal = dataclasses.replace(LDAE, pca_whiten=False)
-    orthonormal_key = cache.run_key(orthonormal, budget, "fashion-mnist", 0)
-    monkeypatch.setattr(cache, "WHITENED_IMAGE_VERSION", cache.WHITENED_IMAGE_VERSION + 1)
-    changed = {k for k, r in recipes.items() if cache.run_key(r, budget, "fashion-mnist", 0) != before[k]}
-    assert changed == {"image_output", "predict_image"}
-    assert cache.run_key(orthonormal, budget, "fashion-mnist", 0) == orthonormal_key
-
-
 def test_error_is_the_loss_before_its_weight(images, pca):
     obj, model = build(dataclasses.replace(LDAE, class_cond=True), pca, TINY)
     torch.manual_seed(0)

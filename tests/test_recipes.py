@@ -66,7 +66,7 @@ def test_sweeps():
     assert set(sweep) == {4, 8} and sweep[4].tokenizer == "patch_pca" and sweep[4].schedule == "linear_gamma2"
     pix = pixel_sweep((1, 2))
     assert pix[2][0].resolution_scale == 2 and pix[2][1].tokenizer == "patch_pca"
-    with pytest.raises(ValueError, match="unknown trajectory step 'nope'"):
+    with pytest.raises(ValueError, match="trajectory step='nope' is not allowed; choose one of"):
         get_step("nope")
 
 

@@ -67,7 +67,8 @@ def test_find_reports(tmp_path):
     longer = fake_report([1.0, 2.0], budget="full")
     longer["meta"]["overrides"] = {"steps": 9000}
     cache.write_json(folder / "trajectory_digits_full_steps9000.json", longer)  # sorts before "full.json"
-    found = report.find_reports("digits", folders=[tmp_path / "results", tmp_path / "missing"])
+    with pytest.warns(UserWarning, match="trajectory_digits_broken.json: field 'meta' is missing"):
+        found = report.find_reports("digits", folders=[tmp_path / "results", tmp_path / "missing"])
     assert [(p.name, rep["meta"]["budget"]) for p, rep in found] == [
         ("trajectory_digits_full.json", "full"), ("trajectory_digits_full_steps9000.json", "full"),
         ("trajectory_digits_smoke.json", "smoke")]

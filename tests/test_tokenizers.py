@@ -171,7 +171,7 @@ def test_gan_single_backward_gives_each_network_only_its_own_gradient():
 
 # ---- bad input --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("args, kwargs, match", [
-    (("vae",), {}, "unknown tokenizer kind 'vae'.*patch_pca"),
+    (("vae",), {}, "tokenizer kind='vae' is not allowed; choose one of .*patch_pca"),
     (("patch_pca", 65), {}, "latent_dim=65.*1..64"),
     (("patch_ae", 100), {"patch_size": 4}, "latent_dim=100.*1..16"),
     (("patch_vae", 0), {}, "latent_dim=0"),

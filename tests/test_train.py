@@ -239,9 +239,51 @@ def test_nan_loss_raises():
     x, y = toy_data()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(FloatingPointError, match="step 5"):
+        with pytest.raises(FloatingPointError, match="loss is nan at step 1 while every value of its input"):
             train(tiny_mlp(), lambda m, xb, yb, g: m(xb).mean() * float("nan"), x, y,
                   dataclasses.replace(CFG, ckpt_every=None), device="cpu", progress=False)
+
+
+def test_a_non_finite_input_is_named_before_the_loss():
+    """A batch that already holds NaN: the error says the input went first (the data, not the training)."""
+    x, y = toy_data()
+    x[:, 2] = float("nan")  # every row: the first batch has it
+    with pytest.raises(FloatingPointError, match=r"the input batch of step 1: 32 of 128 values are not finite "
+                                                 r"\(32 NaN, 0 inf\).*The input was not finite before the loss"):
+        train(tiny_mlp(), noisy_regression, x, y, dataclasses.replace(CFG, ckpt_every=None), device="cpu",
+              progress=False)
+
+
+def test_a_diverging_loss_stops_before_its_update_and_the_checkpoint_keeps_the_weights_before(tmp_path):
+    """The loss goes non-finite at step 7 with a finite batch: training stops before the update, saying the
+    training diverged; the last checkpoint (step 6, ckpt_every=1) holds finite weights and resumes."""
+    x, y = toy_data()
+    calls = []
+
+    def diverges_at_7(model, xb, yb, g):
+        calls.append(1)
+        loss = noisy_regression(model, xb, yb, g)
+        return loss * float("inf") if len(calls) == 7 else loss
+
+    model = tiny_mlp()
+    with pytest.raises(FloatingPointError, match="loss is inf at step 7 while every value of its input batch is "
+                                                 "finite: the training diverged"):
+        train(model, diverges_at_7, x, y, dataclasses.replace(CFG, ckpt_every=1), device="cpu",
+              ckpt_path=tmp_path / "run.pt", progress=False)
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the bad update was never applied
+    saved = torch.load(tmp_path / "run.pt", weights_only=True)
+    assert saved["step"] == 6 and all(torch.isfinite(v).all() for v in saved["model"].values())
+
+
+def test_a_checkpoint_with_weights_that_are_not_finite_is_refused_and_training_starts_over(tmp_path):
+    _, _ = run(ckpt=tmp_path / "run.pt")
+    saved = torch.load(tmp_path / "run.pt", weights_only=True)
+    saved["model"]["0.weight"][1, 2] = float("nan")
+    torch.save(saved, tmp_path / "run.pt")
+    with pytest.warns(RuntimeWarning, match=r"run.pt is corrupted or incomplete .*model\['0.weight'\]: 1 of 64 "
+                                            r"values are not finite \(1 NaN, 0 inf\)"):
+        model, stats = run(ckpt=tmp_path / "run.pt")
+    assert stats.resumed_from is None and same_params(model, run()[0])  # trained from scratch, as a new run
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -84,6 +84,23 @@ def test_code_hash_ignores_comments_and_docstrings_only(tmp_path):
 
 def test_training_path_modules_exist():
     names = {p.relative_to(code_version.PACKAGE).parts[0].removesuffix(".py") for p in code_version.files()}
-    missing = set(code_version.TRAINING_PATH) - names
+    missing = {n.split(":")[0] for n in code_version.TRAINING_PATH} - names
     assert not missing, f"TRAINING_PATH names modules that do not exist: {missing}"
+    for entry in code_version.TRAINING_PATH:  # a "module:function" entry names a function that exists
+        if ":" in entry:
+            module, function = entry.split(":")
+            assert code_version.function_source(code_version.PACKAGE / f"{module}.py", function)
+    assert {"builders", "tokenizers", "data", "device", "experiment:_train"} <= set(code_version.TRAINING_PATH)
     assert len(code_version.training_code_hash()) == 12
+
+
+def test_a_function_entry_hashes_that_function_only(tmp_path):
+    code_hash = code_version.training_code_hash.__wrapped__  # not the per-process cache: the files change here
+    (tmp_path / "probe.py").write_text("def subset(n):\n    return n\n\n\ndef probe(x):\n    return x\n")
+    first = code_hash(("probe:subset",), tmp_path)
+    (tmp_path / "probe.py").write_text("def subset(n):\n    return n\n\n\ndef probe(x):\n    return x + 1\n")
+    assert code_hash(("probe:subset",), tmp_path) == first
+    (tmp_path / "probe.py").write_text("def subset(n):\n    return n - 1\n")
+    assert code_hash(("probe:subset",), tmp_path) != first
+    with pytest.raises(ValueError, match="no top-level function 'gone'"):
+        code_hash(("probe:gone",), tmp_path)

@@ -11,16 +11,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import validate
 from ..batching import batched
 from ..checkpoint import atomic_save
 
 
 def check_patch_latent_dim(kind: str, latent_dim: int, patch_size: int, channels: int) -> None:
     """A patch-wise tokenizer maps a D-dim patch to d <= D numbers."""
-    D = patch_size * patch_size * channels
-    if not 1 <= latent_dim <= D:
-        raise ValueError(f"{kind} latent_dim={latent_dim} must lie in 1..{D}, the patch dimension "
-                         f"D = patch_size**2 * channels = {patch_size}*{patch_size}*{channels}")
+    D = validate.integer("patch_size", patch_size, low=1) ** 2 * validate.integer("channels", channels, low=1)
+    if not 1 <= validate.integer(f"{kind} latent_dim", latent_dim) <= D:
+        raise validate.BadValue(f"{kind} latent_dim={latent_dim} must lie in 1..{D}, the patch dimension "
+                                f"D = patch_size**2 * channels = {patch_size}*{patch_size}*{channels}")
 
 
 class Tokenizer(nn.Module):
@@ -37,10 +38,9 @@ class Tokenizer(nn.Module):
         super().__init__()
         for name, value in (("image_size", image_size), ("channels", channels), ("patch_size", patch_size),
                             ("latent_dim", latent_dim)):
-            if int(value) < 1:
-                raise ValueError(f"{name}={value} must be a positive integer")
+            validate.integer(name, value, low=1)
         if image_size % patch_size:
-            raise ValueError(f"image_size={image_size} is not divisible by patch_size={patch_size}; "
+            raise validate.BadValue(f"image_size={image_size} is not divisible by patch_size={patch_size}; "
                              f"allowed patch sizes: {[p for p in range(1, image_size + 1) if image_size % p == 0]}")
         self.latent_dim, self.image_size, self.channels, self.patch_size = latent_dim, image_size, channels, patch_size
         self.grid = image_size // patch_size  # tokens per side

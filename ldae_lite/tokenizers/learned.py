@@ -27,7 +27,7 @@ from ..conv_vae import ConvDecoder, ConvEncoder, PatchDiscriminator, adversarial
 from ..device import supports_bf16
 from ..patches import patchify, unpatchify
 from ..progress import Progress
-from ..train import TrainConfig, build_optimizer, update
+from ..train import TrainConfig, build_optimizer, check_loss, update
 from .base import Tokenizer, check_patch_latent_dim
 
 Perceptual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_rec, x) -> scalar distance
@@ -56,13 +56,12 @@ class LearnedTokenizer(Tokenizer):
             seed: int = 0, amp: bool | None = None, ckpt_path=None, ckpt_every: int | None = None) -> dict:
         """Train on random batches of ``images`` with AdamW at a constant lr, then set the latent scale.
 
-        The whole dataset tensor is moved to ``device`` (the tokenizer stays there afterwards); batch
-        indices come from a CPU generator seeded with ``seed``, posterior samples from a device one.
-        ``labels`` are unused (a tokenizer is unsupervised). ``perceptual(x_rec, x)``: the VQGAN recipe's
-        perceptual loss, on ``device``. ``amp``: bf16 autocast, on wherever the device supports it.
-        ``ckpt_path``: resumed when it holds a checkpoint of this fit, written every ``ckpt_every`` steps,
-        about every minute and on Ctrl-C or SIGTERM (:class:`~ldae_lite.checkpoint.Checkpointer`); the
-        caller deletes it once the fitted tokenizer is saved. Returns training statistics."""
+        The whole dataset tensor is moved to ``device`` (the tokenizer stays there); batch indices come from a
+        CPU generator seeded with ``seed``, posterior samples from a device one; ``labels`` are unused.
+        ``perceptual(x_rec, x)``: the VQGAN recipe's perceptual loss, on ``device``. ``amp``: bf16 autocast where
+        the device supports it. ``ckpt_path``: resumed when it holds a checkpoint of this fit, written every
+        ``ckpt_every`` steps, about every minute and on Ctrl-C or SIGTERM (checkpoint.Checkpointer); deleted by
+        the caller once the tokenizer is saved. A loss that is not finite stops the fit. Returns training stats."""
         self._check_images(images)
         self._check_perceptual(perceptual)
         device = torch.device(device) if device is not None else self.latent_scale.device
@@ -99,6 +98,7 @@ class LearnedTokenizer(Tokenizer):
                     x = x_all[torch.randint(len(x_all), (batch_size,), generator=gen).to(device)]
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                         loss, logs = self.training_loss(x, step, steps, noise_gen, perceptual)
+                    check_loss(loss, x, step, desc)
                     update(optimizer, loss, params)
                     for key, value in {"loss": loss, **logs}.items():  # detached tensors: no device sync here
                         sums[key] = sums.get(key, 0.0) + value.detach().float()

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import torch
 
+from .. import validate
+from ..checkpoint import check_finite
 from .base import Tokenizer
 from .learned import ConvVAE, PatchAE, PatchVAE
 from .pca import PatchPCA, PixelTokenizer
 
 
 def load_tokenizer(path, map_location="cpu") -> Tokenizer:
-    """Rebuild a tokenizer written by :meth:`Tokenizer.save`."""
+    """Rebuild a tokenizer written by :meth:`Tokenizer.save`; ValueError naming the tensor when a fitted value
+    (a weight, the PCA basis, the latent scale) is not finite."""
     payload = torch.load(path, map_location=map_location, weights_only=True)
     tokenizer = make_tokenizer(payload["kind"], **payload["config"])
-    tokenizer.load_state_dict(payload["state_dict"])
+    tokenizer.load_state_dict(check_finite(payload["state_dict"], f"tokenizer {path}"))
     return tokenizer
 
 
@@ -40,10 +43,10 @@ def make_tokenizer(kind: str, latent_dim: int | None = None, image_size: int = 3
 
     opts go to the class: e.g. whiten/num_patches (PCA), kl_weight, width, perceptual_weight (conv VAE).
     """
-    classes = _classes()
-    if kind not in classes:
-        raise ValueError(f"unknown tokenizer kind {kind!r}; allowed: {', '.join(KINDS)}")
-    cls, preset = classes[kind]
+    cls, preset = _classes()[validate.one_of("tokenizer kind", kind, KINDS)]
+    latent_dim = validate.optional_integer("latent_dim", latent_dim, low=1)
+    for name, value in (("image_size", image_size), ("channels", channels), ("patch_size", patch_size)):
+        validate.integer(name, value, low=1)
     if latent_dim is None and kind != "pixel":
         latent_dim = 16
     tokenizer = cls(latent_dim, image_size, channels, patch_size, **{**preset, **opts})
