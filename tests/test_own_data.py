@@ -304,7 +304,7 @@ def test_probe_images_on_digits(one_thread, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (dict(step_or_recipe="l_dae"), "unknown trajectory step 'l_dae'"),
+    (dict(step_or_recipe="l_dae"), "trajectory step='l_dae' is not allowed; choose one of"),
     (dict(step_or_recipe=3), "step_or_recipe must be a trajectory step's key"),
     (dict(labels=torch.zeros(20, dtype=torch.long)), "every label is 0; a probe needs images of at least two"),
     (dict(images=torch.full((20, 1, 32, 32), float("nan"))), r"probe_images: images: 20480 of 20480 values"),
