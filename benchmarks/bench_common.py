@@ -1,0 +1,84 @@
+"""What every benchmark here shares: the run's environment (machine, commit, load, allocator) and writing
+its results, a JSON file and a Markdown file beside it, atomically.
+
+The two benchmark scripts import this module as a sibling file (benchmarks/ is not a package).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+from ldae_lite import device as device_mod
+from ldae_lite.experiment import write_json
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed heap memory for the rest of the run (Linux with glibc; True if applied).
+
+    By default glibc hands the top of the heap back to the OS once enough of it is free, and the next
+    step faults those pages in again (kernel time, counted in "page faults/step"). With several models
+    stepping in turn in one process, which of them pays depends on the heap the others left behind: noise
+    that is not the model's. Keeping freed memory (no trimming; blocks up to 32 MiB from the heap, as
+    glibc's own adaptive limit allows) takes it out; --allocator default leaves glibc as it is.
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+
+
+def git_commit() -> str:
+    """The checked-out commit, flagged when tracked files differ from it (then the numbers are not its)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head + (" + uncommitted changes" if dirty else "")) if head else "unknown"
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (tmp file + os.replace), as experiment.write_json does for JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages ("n/a" where the OS has none): how busy the machine was."""
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
+def run_meta(device: torch.device, script: str, argv: list[str]) -> dict:
+    """Machine, software, commit, command and date of a run: what makes a results file self-explaining."""
+    return dict(device=device_mod.describe(device), device_kind=device.type,
+                machine=f"{platform.system()} {platform.machine()}, {os.cpu_count()} logical CPUs",
+                torch=torch.__version__, python=platform.python_version(), threads=torch.get_num_threads(),
+                commit=git_commit(), command=" ".join([f"benchmarks/{script}"] + list(argv)),
+                created=time.strftime("%Y-%m-%d %H:%M:%S %z"), load_before=load_average())
+
+
+def write_results(out: Path, report: dict) -> Path:
+    """``report`` as JSON at ``out`` and its "markdown" entry at ``out`` with suffix .md; returns the latter."""
+    write_json(out, report)  # atomic: tmp file + os.replace
+    md = out.with_suffix(".md")
+    write_text(md, report["markdown"])
+    return md

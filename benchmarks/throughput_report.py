@@ -1,0 +1,77 @@
+"""The Markdown results file of bench_throughput.py: the run's setup, one table per size, ours / timm
+ratios with their spread over rounds, the peak readings and whether MFU can be quoted against them."""
+
+from __future__ import annotations
+
+from ldae_lite import device as device_mod
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def config_markdown(s: dict) -> list[str]:
+    """The table of one size and its ratio lines."""
+    lines = [f"### {s['config']}: width {s['width']}, depth {s['depth']}, {s['heads']} heads, "
+             f"{s['tokens']} tokens, batch {s['batch']}", "",
+             "| model | attention | img/s (median) | range over rounds | ms/step | CPU ms/step | page faults/step "
+             "| GFLOP/img | TFLOP/s | MFU |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in s["rows"]:
+        lo, hi = min(r["img_per_s_all"]), max(r["img_per_s_all"])
+        lines.append(f"| {r['model']} | {r['attention']} | {r['img_per_s']:.0f} | {lo:.0f}-{hi:.0f} | "
+                     f"{r['ms_per_step']:.1f} | {r['cpu_ms_per_step']:.1f} | {r['faults_per_step']:.0f} | "
+                     f"{r['gflop_per_image']:.3f} | {r['tflop_per_s']:.3f} | {_pct(r['mfu'])} |")
+    lines.append("")
+    for q in s["ratios"]:
+        tag = "same attention backend" if q["same_backend"] else "timm on another backend"
+        lines.append(f"- **ours / {q['against']}** ({tag}): **{q['median']:.3f}** median of {len(q['rounds'])} "
+                     f"rounds (range {q['min']:.3f}-{q['max']:.3f}); at equal work (x {q['flops_ratio']:.3f}, "
+                     f"ours' extra matmul FLOPs): {q['equal_work_median']:.3f}")
+    if s.get("profile"):
+        lines += ["", "Profile (torch.profiler, self time per op, ms per step; ours against the same-backend timm):",
+                  "", "| op | ours | timm |", "|---|---|---|"]
+        lines += [f"| `{p['op']}` | {p['ours_ms']:.1f} | {p['timm_ms']:.1f} |" for p in s["profile"]]
+    return lines + [""]
+
+
+def peak_markdown(peaks: dict, mfu_dtype: str) -> list[str]:
+    """One line per dtype: the readings, their spread, and (for MFU's dtype) whether MFU is quoted."""
+    out = []
+    for dtype, p in peaks.items():
+        readings = ", ".join(f"{x / 1e12:.3f}" for x in p["samples"])
+        if dtype != mfu_dtype:
+            verdict = "for reference (what the autocast dtype buys over it)"
+        elif p["steady"]:
+            verdict = f"steady (spread < {device_mod.PEAK_STEADY_SPREAD:.0%}): MFU quoted against the median"
+        else:
+            verdict = (f"NOT steady (spread >= {device_mod.PEAK_STEADY_SPREAD:.0%}): the machine is too noisy, "
+                       "MFU is not quoted")
+        out.append(f"- {dtype} matmul peak: median {p['median'] / 1e12:.3f} TFLOP/s, spread {p['spread']:.0%} "
+                   f"over {len(p['samples'])} readings ({readings}); {verdict}")
+    return out
+
+
+def to_markdown(report: dict) -> str:
+    """A self-explaining results file: what ran where, the tables, the ratios, the peak and its verdict."""
+    m = report["meta"]
+    head = ["# Throughput: ours (DiT) against timm's ViT, training steps", "",
+            f"- command: `{m['command']}`", f"- date: {m['created']}; commit {m['commit']}",
+            f"- machine: {m['device']}; {m['machine']}; load average {m['load_before']} before, "
+            f"{m['load_after']} after", f"- torch {m['torch']}, timm {m['timm']}, python {m['python']}; "
+            f"{m['autocast']}; {m['threads']} threads; allocator: {m['allocator']}",
+            f"- windows of ~{m['seconds_per_window']:g} s, {m['repeats']} interleaved rounds per size", ""]
+    ratios = [f"- {s['config']}: ours / timm = **{q['median']:.3f}** (range {q['min']:.3f}-{q['max']:.3f} over "
+              f"{len(q['rounds'])} rounds; {q['equal_work_median']:.3f} at equal work)"
+              for s in report["configs"] for q in s["ratios"] if q["same_backend"]]
+    result = ["## Result", ""] + (ratios or ["- timm was not timed (--no-timm, or timm is not installed): no ratio"])
+    result += ["", "Same attention backend, same shape, batch, dtype and optimiser; > 1 means ours trains faster.", ""]
+    body = [line for s in report["configs"] for line in config_markdown(s)]
+    notes = ["### Peak and MFU", ""] + peak_markdown(report["peaks"], m["autocast"]) + [
+        "", "How to read this: img/s and its range come from whole windows; a ratio compares ours' window "
+        "with timm's in the same round (same background load), so its range is the honest spread. "
+        "Equal work multiplies the img/s ratio by ours' FLOPs over timm's (ours runs the adaLN Linears "
+        "and the t-MLP on top of the same transformer). CPU ms/step above ms/step means several threads "
+        "were busy; below, the process waited for the CPU (other jobs). Method: benchmarks/README.md."]
+    return "\n".join(head + result + body + notes) + "\n"
+
+
