@@ -62,6 +62,27 @@ def write_text(path: Path, text: str) -> None:
 
 
 
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a timer read next sees it finished."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def cpu_busy_seconds() -> float | None:
+    """CPU seconds all processes have spent busy since boot (Linux /proc/stat), None elsewhere.
+
+    Its change over a window minus this process's CPU time is what other jobs used meanwhile.
+    """
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]  # user nice system idle iowait irq softirq ...
+    except (OSError, ValueError):
+        return None
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
+
+
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages ("n/a" where the OS has none): how busy the machine was."""
     return ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"

@@ -56,6 +56,7 @@ from ldae_lite.train import TrainConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules below, however this is loaded
 import bench_common  # noqa: E402
+import bench_kernels  # noqa: E402
 import throughput_report  # noqa: E402
 
 try:
@@ -101,6 +102,7 @@ class Candidate:
     img_per_s: list[float] = dataclasses.field(default_factory=list)  # one entry per window (round)
     cpu_ms_per_step: list[float] = dataclasses.field(default_factory=list)
     faults_per_step: list[float] = dataclasses.field(default_factory=list)
+    background_cpus: list[float] = dataclasses.field(default_factory=list)  # other jobs' CPUs in use
     steps_per_window: int = 0
     peak_mem_mib: float | None = None
 
@@ -181,13 +183,6 @@ def build_candidates(cfg: BenchConfig, device: torch.device, with_timm: bool = T
     return out
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def _faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource is not None else 0
 
@@ -199,10 +194,10 @@ def measure(candidates: list[Candidate], batch: int, device: torch.device, secon
     for c in candidates:
         for _ in range(warmup):  # allocator, kernel selection, autotuning
             c.step()
-        _sync(device)
+        bench_common.sync(device)
         start = time.perf_counter()
         c.step()
-        _sync(device)
+        bench_common.sync(device)
         c.steps_per_window = max(1, math.ceil(seconds / max(1e-6, time.perf_counter() - start)))
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -210,15 +205,18 @@ def measure(candidates: list[Candidate], batch: int, device: torch.device, secon
         # interleaved and rotated (A B C, B C A, C A B, ...): background load and position in the round
         # hit every model alike
         for c in candidates[r % len(candidates):] + candidates[:r % len(candidates)]:
-            _sync(device)
-            faults, cpu, start = _faults(), time.process_time(), time.perf_counter()
+            bench_common.sync(device)
+            faults, busy, cpu, start = _faults(), bench_common.cpu_busy_seconds(), time.process_time(), \
+                time.perf_counter()
             for _ in range(c.steps_per_window):
                 c.step()
-            _sync(device)
-            wall = time.perf_counter() - start
+            bench_common.sync(device)
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
             c.img_per_s.append(c.steps_per_window * batch / wall)
-            c.cpu_ms_per_step.append(1000 * (time.process_time() - cpu) / c.steps_per_window)
+            c.cpu_ms_per_step.append(1000 * cpu / c.steps_per_window)
             c.faults_per_step.append((_faults() - faults) / c.steps_per_window)
+            if busy is not None:
+                c.background_cpus.append(max(0.0, (bench_common.cpu_busy_seconds() - busy - cpu) / wall))
     if device.type == "cuda":  # one peak over all candidates of the config: a bound, not per model
         peak = torch.cuda.max_memory_allocated(device) / 2**20
         for c in candidates:
@@ -239,6 +237,7 @@ def summarise(cfg: BenchConfig, candidates: list[Candidate], batch: int) -> dict
                          img_per_s_all=c.img_per_s, steps_per_window=c.steps_per_window,
                          ms_per_step=1000 * batch / med, cpu_ms_per_step=statistics.median(c.cpu_ms_per_step),
                          faults_per_step=statistics.median(c.faults_per_step),
+                         background_cpus=statistics.median(c.background_cpus) if c.background_cpus else None,
                          gflop_per_image=c.flops_per_image / 1e9, tflop_per_s=med * c.flops_per_image / 1e12,
                          mfu=None,
                          peak_mem_mib=c.peak_mem_mib))
@@ -246,9 +245,11 @@ def summarise(cfg: BenchConfig, candidates: list[Candidate], batch: int) -> dict
     for c in candidates[1:]:  # ours against each timm: the first is the same backend, the fair pair
         r = paired_ratios(candidates[0], c)
         work = candidates[0].flops_per_image / c.flops_per_image
+        cpu = [b / a for a, b in zip(candidates[0].cpu_ms_per_step, c.cpu_ms_per_step)]
         ratios.append(dict(against=f"{c.name} [{c.attention}]", same_backend=c is candidates[1],
                            median=statistics.median(r), min=min(r), max=max(r), rounds=r,
-                           equal_work_median=work * statistics.median(r), flops_ratio=work))
+                           equal_work_median=work * statistics.median(r), flops_ratio=work,
+                           cpu_time_median=statistics.median(cpu)))
     b = cfg.budget
     return dict(config=cfg.name, width=b.width, depth=b.depth, heads=b.heads, tokens=TOKENS, batch=batch,
                 rows=rows, ratios=ratios)
@@ -268,7 +269,7 @@ def profile_pair(candidates: list[Candidate], device: torch.device, steps: int, 
         with profile(activities=activities) as prof:
             for _ in range(steps):
                 c.step()
-            _sync(device)
+            bench_common.sync(device)
         times = {}
         for e in prof.key_averages():
             us = getattr(e, "self_device_time_total", 0) if device.type == "cuda" else e.self_cpu_time_total
@@ -318,6 +319,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="also profile ours and timm (same backend) for STEPS steps per size")
     parser.add_argument("--peak-seconds", type=float, default=0.5, help="length of one peak reading")
     parser.add_argument("--no-timm", action="store_true", help="time ours alone (also the fallback without timm)")
+    parser.add_argument("--no-kernels", action="store_true",
+                        help="skip bench_kernels.py (models.py's kernel choices, results/kernels_<kind>)")
     args = parser.parse_args(argv)
     checks = [(args.repeats >= 1, f"--repeats={args.repeats} must be >= 1"),
               (args.seconds is None or args.seconds > 0, f"--seconds={args.seconds} must be > 0"),
@@ -375,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else RESULTS / f"throughput_{device.type}.json"
     md = bench_common.write_results(out, report)
     print(f"written: {out} and {md}")
+    if not args.no_kernels:  # next to the throughput results unless --out moved them
+        kernels_out = None if args.out is None else out.with_name(f"kernels_{device.type}.json")
+        bench_kernels.write(device, bench_kernels.run(device), ["(run by bench_throughput.py)"], kernels_out)
     return 0
 
 

@@ -14,19 +14,21 @@ def config_markdown(s: dict) -> list[str]:
     """The table of one size and its ratio lines."""
     lines = [f"### {s['config']}: width {s['width']}, depth {s['depth']}, {s['heads']} heads, "
              f"{s['tokens']} tokens, batch {s['batch']}", "",
-             "| model | attention | img/s (median) | range over rounds | ms/step | CPU ms/step | page faults/step "
-             "| GFLOP/img | TFLOP/s | MFU |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | attention | img/s (median) | range over rounds | ms/step | CPU ms/step | other jobs' CPUs "
+             "| page faults/step | GFLOP/img | TFLOP/s | MFU |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in s["rows"]:
         lo, hi = min(r["img_per_s_all"]), max(r["img_per_s_all"])
+        other = "n/a" if r["background_cpus"] is None else f"{r['background_cpus']:.1f}"
         lines.append(f"| {r['model']} | {r['attention']} | {r['img_per_s']:.0f} | {lo:.0f}-{hi:.0f} | "
-                     f"{r['ms_per_step']:.1f} | {r['cpu_ms_per_step']:.1f} | {r['faults_per_step']:.0f} | "
+                     f"{r['ms_per_step']:.1f} | {r['cpu_ms_per_step']:.1f} | {other} | {r['faults_per_step']:.0f} | "
                      f"{r['gflop_per_image']:.3f} | {r['tflop_per_s']:.3f} | {_pct(r['mfu'])} |")
     lines.append("")
     for q in s["ratios"]:
         tag = "same attention backend" if q["same_backend"] else "timm on another backend"
         lines.append(f"- **ours / {q['against']}** ({tag}): **{q['median']:.3f}** median of {len(q['rounds'])} "
                      f"rounds (range {q['min']:.3f}-{q['max']:.3f}); at equal work (x {q['flops_ratio']:.3f}, "
-                     f"ours' extra matmul FLOPs): {q['equal_work_median']:.3f}")
+                     f"ours' extra matmul FLOPs): {q['equal_work_median']:.3f}; by CPU time per step: "
+                     f"{q['cpu_time_median']:.3f}")
     if s.get("profile"):
         lines += ["", "Profile (torch.profiler, self time per op, ms per step; ours against the same-backend timm):",
                   "", "| op | ours | timm |", "|---|---|---|"]
@@ -71,7 +73,9 @@ def to_markdown(report: dict) -> str:
         "with timm's in the same round (same background load), so its range is the honest spread. "
         "Equal work multiplies the img/s ratio by ours' FLOPs over timm's (ours runs the adaLN Linears "
         "and the t-MLP on top of the same transformer). CPU ms/step above ms/step means several threads "
-        "were busy; below, the process waited for the CPU (other jobs). Method: benchmarks/README.md."]
+        "were busy; below, the process waited for the CPU. \"Other jobs' CPUs\" is how many CPUs the rest "
+        "of the machine kept busy during the windows (median): near 0 the ratio is clean; the ratio by CPU "
+        "time is less sensitive to waiting for the CPU, not to sharing caches. Method: benchmarks/README.md."]
     return "\n".join(head + result + body + notes) + "\n"
 
 

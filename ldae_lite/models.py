@@ -15,7 +15,11 @@ file reads side by side with the DiT paper. Differences from DiT, all deliberate
     variance plays no role;
   - attention uses torch's scaled_dot_product_attention (math backend on CPU, see Attention);
   - the MLP uses the exact (erf) GELU of ViT rather than DiT's tanh approximation: the two differ by
-    less than 1e-3, and the tanh form ran 1.5-3x slower under bf16 autocast on CPU (torch 2.14).
+    less than 1e-3, and the tanh form is the slower one under bf16 autocast on CPU
+    (benchmarks/results/kernels_cpu.md, "GELU").
+Speed: the adaLN arithmetic (modulate, gates) is what ours runs on top of a plain ViT block; modulate
+and the affine-free LayerNorm use the CPU's faster kernels (see each), and the whole model is timed
+against timm's ViT in benchmarks/results/throughput_cpu.md.
 Shapes: N batch, L tokens, W width, D token dimension.
 """
 
@@ -35,8 +39,9 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
 
     shift and scale are (N, W), or already (N, 1, W) as DiTBlock passes them. One fused multiply-add
     (torch.addcmul) in x's dtype: under bf16 autocast x is the float32 LayerNorm output while shift and
-    scale come out of a bf16 Linear, and same-dtype elementwise kernels are the fast ones on CPU. The
-    small (N, W) casts are exact, and 1 + scale is formed in scale's own dtype first, as it always was.
+    scale come out of a bf16 Linear, and a same-dtype kernel beats the mixed-dtype multiply and add on
+    CPU (benchmarks/results/kernels_cpu.md, "adaLN modulate"). The small (N, W) casts are exact, and
+    1 + scale is formed in scale's own dtype first, as before.
     """
     if shift.ndim == 2:
         shift, scale = shift.unsqueeze(1), scale.unsqueeze(1)  # (N, 1, W): broadcast over the L tokens
@@ -47,8 +52,9 @@ class LayerNormNoAffine(nn.LayerNorm):
     """LayerNorm without learned parameters: adaLN's shift and scale take their place.
 
     Equal to nn.LayerNorm(width, elementwise_affine=False) bit for bit, but passes a constant weight of
-    ones to F.layer_norm: torch's CPU kernel is about 2x faster forward with a weight than without one,
-    and multiplying by 1.0 is exact. The ones are a non-persistent buffer, so the state dict is unchanged.
+    ones to F.layer_norm: torch's CPU kernel is faster with a weight than without one
+    (benchmarks/results/kernels_cpu.md, "LayerNorm, no affine"), and multiplying by 1.0 is exact. The
+    ones are a non-persistent buffer, so the state dict (and every saved checkpoint) is unchanged.
     """
 
     def __init__(self, width: int, eps: float = 1e-6):
@@ -114,8 +120,9 @@ class Attention(nn.Module):
     """Multi-head self-attention with one fused qkv projection and scaled_dot_product_attention.
 
     On CUDA, torch picks its fused (flash / memory-efficient) kernel. On CPU we pin the "math" backend:
-    with torch 2.14 under bf16 autocast, the CPU flash kernel made a whole training step of the
-    width-192 model 2x slower at 16 tokens (its backward dominated the profile).
+    under bf16 autocast at 16 tokens torch's default CPU kernel is much slower, forward + backward
+    (benchmarks/results/kernels_cpu.md, "attention"), and so is a whole training step
+    (benchmarks/results/throughput_cpu.md: timm's ViT on the default backend against the math one).
     """
 
     def __init__(self, hidden: int, heads: int):

@@ -19,7 +19,7 @@ spec.loader.exec_module(bench)
 report_md = bench.throughput_report
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-FAST = ["--device", "cpu", "--configs", "smoke", "--seconds", "0.001", "--peak-seconds", "0.01"]
+FAST = ["--device", "cpu", "--configs", "smoke", "--seconds", "0.001", "--peak-seconds", "0.01", "--no-kernels"]
 
 
 @pytest.mark.parametrize("width,depth,heads", [(64, 2, 2), (96, 3, 3), (192, 6, 3)])
@@ -124,3 +124,18 @@ def test_environment_helpers():
     assert isinstance(common.keep_freed_memory(), bool)  # True on Linux with glibc, False elsewhere
     assert common.git_commit()  # a hash (maybe flagged) or "unknown", never empty
     assert common.load_average()
+
+
+def test_kernel_choices_run_and_write(tmp_path):
+    kernels = bench.bench_kernels
+    result = kernels.run(torch.device("cpu"), rounds=2, seconds=1e-3, batch=4, width=32, heads=2)
+    assert [r["piece"] for r in result["rows"]] == ["LayerNorm, no affine", "adaLN modulate", "GELU",
+                                                    "attention (SDPA)"]
+    for r in result["rows"]:
+        assert r["chosen_ms"] > 0 and r["other_ms"] > 0 and len(r["rounds"]) == 2
+        assert r["ratio_min"] <= r["ratio"] <= r["ratio_max"]
+    out = kernels.write(torch.device("cpu"), result, ["--test"], tmp_path / "kernels_cpu.json")
+    md = out.with_suffix(".md").read_text()
+    assert json.loads(out.read_text())["markdown"] == md and "| GELU | exact (erf) |" in md
+    with pytest.raises(ValueError, match="rounds=0"):
+        kernels.main(["--device", "cpu", "--rounds", "0"])
