@@ -12,7 +12,8 @@ within each round (> 1: the choice is faster here) and reported as its median an
 - adaLN's modulate: the plain x * (1 + scale) + shift with bf16 shift and scale next to a float32 x,
   or models.modulate (one addcmul in x's dtype);
 - GELU: the exact (erf) form models.py uses, or DiT's tanh approximation, on the MLP's hidden layer;
-- attention: torch's math SDPA backend (models.Attention pins it on CPU), or torch's default choice.
+- attention: torch's math SDPA backend (models.Attention pins it on CPU), or torch's default choice
+  (on CUDA the other way round: models.py uses the default there).
 """
 
 from __future__ import annotations
@@ -78,9 +79,16 @@ def pieces(device: torch.device, batch: int, width: int, heads: int) -> dict:
                            _fwd_bwd(lambda a, b, c: a * (1 + c.unsqueeze(1)) + b.unsqueeze(1), x, shift, scale)),
         "GELU": ("exact (erf)", "tanh approximation", _fwd_bwd(F.gelu, hidden),
                  _fwd_bwd(lambda a: F.gelu(a, approximate="tanh"), hidden)),
-        "attention (SDPA)": ("math backend", "torch's default backend", _fwd_bwd(attention(SDPBackend.MATH), *qkv),
-                             _fwd_bwd(attention(None), *qkv)),
+        "attention (SDPA)": attention_choice(device, _fwd_bwd(attention(SDPBackend.MATH), *qkv),
+                                             _fwd_bwd(attention(None), *qkv)),
     }
+
+
+def attention_choice(device: torch.device, math: Callable[[], None], default: Callable[[], None]) -> tuple:
+    """models.Attention's choice first: the math backend on CPU, torch's default elsewhere."""
+    if device.type == "cpu":
+        return "math backend", "torch's default backend", math, default
+    return "torch's default backend", "math backend", default, math
 
 
 def time_pair(chosen: Callable[[], None], other: Callable[[], None], device: torch.device, rounds: int,

@@ -68,6 +68,7 @@ IMAGE, PATCH, CHANNELS = 32, 8, 1  # Fashion-MNIST padded to 32 x 32, the projec
 TOKENS, PATCH_DIM = (IMAGE // PATCH) ** 2, PATCH * PATCH * CHANNELS  # 16 tokens of dimension 64
 RESULTS = Path(__file__).resolve().parent / "results"
 OURS, TIMM = "ours (DiT)", "timm ViT"
+QUIET_CPUS = 0.25  # a round is quiet when other jobs kept fewer CPUs than this busy during both windows
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,17 @@ def _make_step(model: nn.Module, forward: Callable[[], torch.Tensor], target: to
     return step
 
 
+def attention_backends(device: torch.device) -> tuple[str, list[tuple[str, SDPBackend | None]]]:
+    """Ours' attention backend label, and timm's (label, backend) list: the same backend first.
+
+    On CPU models.Attention pins the math backend, so timm is pinned to it too and also timed on torch's
+    default; elsewhere both run torch's default choice.
+    """
+    if device.type == "cpu":
+        return "math (pinned in models.py)", [("math (pinned)", SDPBackend.MATH), ("default", None)]
+    return "default", [("default", None)]
+
+
 def build_candidates(cfg: BenchConfig, device: torch.device, with_timm: bool = True) -> list[Candidate]:
     """Ours, then timm's ViT on ours' attention backend (the fair pair), then (CPU) timm on torch's default."""
     b, n = cfg.budget, cfg.batch_size(device)
@@ -161,9 +173,9 @@ def build_candidates(cfg: BenchConfig, device: torch.device, with_timm: bool = T
     torch.manual_seed(0)
     ours = DiT(PATCH_DIM, TOKENS, width=b.width, depth=b.depth, heads=b.heads, mlp_ratio=b.mlp_ratio).to(device)
     ours.train()
-    cpu = device.type == "cpu"
-    out = [Candidate(OURS, "math (pinned in models.py)" if cpu else "default", ours.num_params(),
-                     ours.flops_per_image(), _make_step(ours, lambda: ours(tokens, t), target, cfg, device, None))]
+    ours_backend, timm_backends = attention_backends(device)
+    out = [Candidate(OURS, ours_backend, ours.num_params(), ours.flops_per_image(),
+                     _make_step(ours, lambda: ours(tokens, t), target, cfg, device, None))]
     if not with_timm:
         return out
     from timm.models.vision_transformer import VisionTransformer
@@ -174,8 +186,7 @@ def build_candidates(cfg: BenchConfig, device: torch.device, with_timm: bool = T
     vit.train()
     flops = vit_flops_per_image(vit, TOKENS, b.width, b.depth)
     params = sum(p.numel() for p in vit.parameters() if p.requires_grad)
-    backends = [("math (pinned)", SDPBackend.MATH), ("default", None)] if cpu else [("default", None)]
-    for label, backend in backends:
+    for label, backend in timm_backends:
         # one model object per backend, each with its own optimizer state
         model = vit if backend is None else copy.deepcopy(vit)
         step = _make_step(model, lambda m=model: m(images), target, cfg, device, backend)
@@ -246,10 +257,12 @@ def summarise(cfg: BenchConfig, candidates: list[Candidate], batch: int) -> dict
         r = paired_ratios(candidates[0], c)
         work = candidates[0].flops_per_image / c.flops_per_image
         cpu = [b / a for a, b in zip(candidates[0].cpu_ms_per_step, c.cpu_ms_per_step)]
+        quiet = [x for x, a, b in zip(r, candidates[0].background_cpus, c.background_cpus) if max(a, b) < QUIET_CPUS]
         ratios.append(dict(against=f"{c.name} [{c.attention}]", same_backend=c is candidates[1],
                            median=statistics.median(r), min=min(r), max=max(r), rounds=r,
                            equal_work_median=work * statistics.median(r), flops_ratio=work,
-                           cpu_time_median=statistics.median(cpu)))
+                           cpu_time_median=statistics.median(cpu), quiet_rounds=len(quiet),
+                           quiet_median=statistics.median(quiet) if quiet else None))
     b = cfg.budget
     return dict(config=cfg.name, width=b.width, depth=b.depth, heads=b.heads, tokens=TOKENS, batch=batch,
                 rows=rows, ratios=ratios)

@@ -10,6 +10,12 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _quiet(q: dict) -> str:
+    if not q["quiet_rounds"]:
+        return "no quiet round (other jobs always used a CPU share)"
+    return f"over the {q['quiet_rounds']} quiet round(s): {q['quiet_median']:.3f}"
+
+
 def config_markdown(s: dict) -> list[str]:
     """The table of one size and its ratio lines."""
     lines = [f"### {s['config']}: width {s['width']}, depth {s['depth']}, {s['heads']} heads, "
@@ -28,7 +34,7 @@ def config_markdown(s: dict) -> list[str]:
         lines.append(f"- **ours / {q['against']}** ({tag}): **{q['median']:.3f}** median of {len(q['rounds'])} "
                      f"rounds (range {q['min']:.3f}-{q['max']:.3f}); at equal work (x {q['flops_ratio']:.3f}, "
                      f"ours' extra matmul FLOPs): {q['equal_work_median']:.3f}; by CPU time per step: "
-                     f"{q['cpu_time_median']:.3f}")
+                     f"{q['cpu_time_median']:.3f}; {_quiet(q)}")
     if s.get("profile"):
         lines += ["", "Profile (torch.profiler, self time per op, ms per step; ours against the same-backend timm):",
                   "", "| op | ours | timm |", "|---|---|---|"]
@@ -63,7 +69,7 @@ def to_markdown(report: dict) -> str:
             f"{m['autocast']}; {m['threads']} threads; allocator: {m['allocator']}",
             f"- windows of ~{m['seconds_per_window']:g} s, {m['repeats']} interleaved rounds per size", ""]
     ratios = [f"- {s['config']}: ours / timm = **{q['median']:.3f}** (range {q['min']:.3f}-{q['max']:.3f} over "
-              f"{len(q['rounds'])} rounds; {q['equal_work_median']:.3f} at equal work)"
+              f"{len(q['rounds'])} rounds; {q['equal_work_median']:.3f} at equal work; {_quiet(q)})"
               for s in report["configs"] for q in s["ratios"] if q["same_backend"]]
     result = ["## Result", ""] + (ratios or ["- timm was not timed (--no-timm, or timm is not installed): no ratio"])
     result += ["", "Same attention backend, same shape, batch, dtype and optimiser; > 1 means ours trains faster.", ""]

@@ -61,6 +61,8 @@ def test_candidates_measure_and_paired_ratios():
     assert same[0]["min"] <= same[0]["median"] <= same[0]["max"] and same[0]["rounds"] == ratios
     assert same[0]["equal_work_median"] == pytest.approx(same[0]["median"] * same[0]["flops_ratio"])
     assert 1 < same[0]["flops_ratio"] < 1.1  # ours' adaLN and t-MLP FLOPs on top of the same transformer
+    assert 0 <= same[0]["quiet_rounds"] <= 3 and (same[0]["quiet_median"] is None) == (same[0]["quiet_rounds"] == 0)
+    assert len(cands[0].background_cpus) == 3  # Linux: /proc/stat
     assert all(r["mfu"] is None for r in s["rows"])  # no peak applied yet
 
 
@@ -139,3 +141,28 @@ def test_kernel_choices_run_and_write(tmp_path):
     assert json.loads(out.read_text())["markdown"] == md and "| GELU | exact (erf) |" in md
     with pytest.raises(ValueError, match="rounds=0"):
         kernels.main(["--device", "cpu", "--rounds", "0"])
+
+
+def test_device_dependent_choices_without_the_device():
+    # the CUDA branches, checked on any machine: torch.device("cuda") needs no GPU to exist
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    ours, timm = bench.attention_backends(cpu)
+    assert ours.startswith("math") and [label for label, _ in timm] == ["math (pinned)", "default"]
+    ours, timm = bench.attention_backends(cuda)
+    assert ours == "default" and timm == [("default", None)]
+    assert bench.CONFIGS["full"].batch_size(cuda) == 512 and bench.CONFIGS["full"].batch_size(cpu) == 128
+    a, b = object(), object()
+    assert bench.bench_kernels.attention_choice(cpu, a, b)[2:] == (a, b)
+    assert bench.bench_kernels.attention_choice(cuda, a, b)[2:] == (b, a)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_run_end_to_end(tmp_path):
+    out = tmp_path / "throughput_cuda.json"
+    assert bench.main(["--device", "cuda", "--configs", "smoke", "--seconds", "0.01", "--repeats", "2",
+                       "--peak-seconds", "0.05", "--profile", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    (config,) = report["configs"]
+    assert [r["attention"] for r in config["rows"]] == ["default", "default"]
+    assert config["rows"][0]["peak_mem_mib"] > 0 and config["ratios"][0]["same_backend"]
+    assert (tmp_path / "kernels_cuda.md").exists()
