@@ -1,4 +1,4 @@
-"""What every benchmark here shares: the run's environment (machine, commit, load, allocator) and writing
+"""What every benchmark here shares: the run's environment (machine, commit, load) and writing
 its results, a JSON file and a Markdown file beside it, atomically.
 
 The two benchmark scripts import this module as a sibling file (benchmarks/ is not a package).
@@ -6,8 +6,6 @@ The two benchmark scripts import this module as a sibling file (benchmarks/ is n
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import platform
 import subprocess
@@ -18,22 +16,6 @@ import torch
 
 from ldae_lite import device as device_mod
 from ldae_lite.experiment import write_json
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed heap memory for the rest of the run (Linux with glibc; True if applied).
-
-    By default glibc hands the top of the heap back to the OS once enough of it is free, and the next
-    step faults those pages in again (kernel time, counted in "page faults/step"). With several models
-    stepping in turn in one process, which of them pays depends on the heap the others left behind: noise
-    that is not the model's. Keeping freed memory (no trimming; blocks up to 32 MiB from the heap, as
-    glibc's own adaptive limit allows) takes it out; --allocator default leaves glibc as it is.
-    """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
 
 
 def git_commit() -> str:

@@ -327,7 +327,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="JSON path; the Markdown goes next to it (default benchmarks/results/throughput_<kind>)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for this process (default: torch's)")
     parser.add_argument("--allocator", choices=("keep", "default"), default="keep",
-                        help="keep: glibc keeps freed memory (see keep_freed_memory); default: leave it")
+                        help="keep: glibc keeps freed memory (device.keep_freed_memory); default: leave it")
     parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
                         help="also profile ours and timm (same backend) for STEPS steps per size")
     parser.add_argument("--peak-seconds", type=float, default=0.5, help="length of one peak reading")
@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds if args.seconds is not None else (3.0 if device.type == "cpu" else 1.0)
     timm_version = _timm_version(not args.no_timm)
     meta = bench_common.run_meta(device, "bench_throughput.py", sys.argv[1:] if argv is None else argv)
-    kept = args.allocator == "keep" and bench_common.keep_freed_memory()
+    kept = args.allocator == "keep" and device_mod.keep_freed_memory()
     bf16 = device_mod.supports_bf16(device)
     dtype, name = (torch.bfloat16, "bf16") if bf16 else (torch.float32, "fp32")
 

@@ -9,6 +9,8 @@ when it holds still (peak_summary).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import functools
 import os
 import platform
@@ -195,6 +197,22 @@ def peak_summary(samples: list[float]) -> dict:
     median = statistics.median(samples)
     spread = (max(samples) - min(samples)) / median
     return dict(samples=list(samples), median=median, spread=spread, steady=spread < PEAK_STEADY_SPREAD)
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed heap memory for the rest of the process (Linux with glibc; True if applied).
+
+    By default glibc hands the top of the heap back to the OS once enough of it is free, and the next
+    training step faults those pages in again: kernel time on every step, visible as page faults. With
+    this, freed blocks stay in the process for reuse (no trimming; blocks up to 32 MiB come from the heap,
+    the limit glibc's own adaptive rule reaches). The cost: the process keeps its peak memory until it
+    exits. benchmarks/bench_throughput.py applies it (its page-fault column shows why).
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
 
 
 def describe(device: str | torch.device | None = None) -> str:

@@ -87,6 +87,13 @@ def test_peak_bad_input(call, match):
         call()
 
 
+def test_keep_freed_memory_is_safe_to_call():
+    import platform
+
+    applied = dev.keep_freed_memory()  # idempotent; the test process just keeps its freed memory
+    assert applied == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+
+
 def test_describe():
     text = dev.describe("cpu")
     assert text.startswith("cpu: ") and text.endswith(f"{torch.get_num_threads()} threads")
