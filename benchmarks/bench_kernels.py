@@ -11,6 +11,8 @@ within each round (> 1: the choice is faster here) and reported as its median an
   (models.LayerNormNoAffine; outputs and gradients are bit-identical, tests/test_models.py);
 - adaLN's modulate: the plain x * (1 + scale) + shift with bf16 shift and scale next to a float32 x,
   or models.modulate (one addcmul in x's dtype);
+- the gated residual x + gate * y (float32 x, bf16 gate and branch output y): as written, or fused
+  into one addcmul (fewer passes, but mixed dtypes);
 - GELU: the exact (erf) form models.py uses, or DiT's tanh approximation, on the MLP's hidden layer;
 - attention: torch's math SDPA backend (models.Attention pins it on CPU), or torch's default choice
   (on CUDA the other way round: models.py uses the default there).
@@ -61,6 +63,7 @@ def pieces(device: torch.device, batch: int, width: int, heads: int) -> dict:
     x = torch.randn(batch, 16, width, generator=gen).to(device)  # (N, L, W) residual stream, float32
     shift, scale = (0.1 * torch.randn(2, batch, width, generator=gen)).to(device, half)  # a Linear's output
     hidden = torch.randn(batch, 16, 4 * width, generator=gen).to(device, half)  # (N, L, 4W) MLP hidden
+    branch = torch.randn(batch, 16, width, generator=gen).to(device, half)  # (N, L, W) attention / MLP output
     qkv = torch.randn(3, batch, heads, 16, width // heads, generator=gen).to(device, half)  # (3, N, h, L, d)
     ones = torch.ones(width, device=device)
 
@@ -77,6 +80,9 @@ def pieces(device: torch.device, batch: int, width: int, heads: int) -> dict:
         "adaLN modulate": ("addcmul in x's dtype", "x * (1 + scale) + shift, mixed dtypes",
                            _fwd_bwd(lambda a, b, c: modulate(a, b, c), x, shift, scale),
                            _fwd_bwd(lambda a, b, c: a * (1 + c.unsqueeze(1)) + b.unsqueeze(1), x, shift, scale)),
+        "gated residual": ("x + gate * y, the product in y's dtype", "addcmul(x, gate, y), mixed dtypes",
+                           _fwd_bwd(lambda a, g, b: a + g.unsqueeze(1) * b, x, shift, branch),
+                           _fwd_bwd(lambda a, g, b: torch.addcmul(a, g.unsqueeze(1), b), x, shift, branch)),
         "GELU": ("exact (erf)", "tanh approximation", _fwd_bwd(F.gelu, hidden),
                  _fwd_bwd(lambda a: F.gelu(a, approximate="tanh"), hidden)),
         "attention (SDPA)": attention_choice(device, _fwd_bwd(attention(SDPBackend.MATH), *qkv),

@@ -13,9 +13,10 @@ same 16 tokens. timm's model has no class token and a per-token head to 64 (glob
 predict (N, 16, 64) for an MSE loss. Same width, depth, heads, MLP ratio, batch, dtype and optimiser.
 
 Equal shape is not equal work: ours also runs its timestep conditioning (the t-MLP, and per block an
-adaLN Linear W -> 6W with its modulate and gate arithmetic: 3% more matmul FLOPs, 50% more parameters
-for AdamW). The headline ratio, ours / timm in images per second, charges all of that to ours; the
-ratio at equal work (achieved matmul FLOP/s) credits the extra FLOPs, not the rest.
+adaLN Linear W -> 6W with its modulate and gate arithmetic): a few % more matmul FLOPs, and 6 W^2 more
+weights per block (timm's block has 12 W^2) for AdamW to update. The headline ratio, ours / timm in
+images per second, charges all of that to ours; the ratio at equal work (achieved matmul FLOP/s)
+credits the extra FLOPs, not the rest.
 
 Attention backend. On CPU our Attention pins torch's "math" SDPA backend (models.py); the fair
 comparison pins timm to the same backend, and timm with torch's default choice is timed too. On CUDA
@@ -24,10 +25,12 @@ both use torch's default (flash / memory-efficient kernels).
 Measurement. Each model warms up, then its step count is fixed so that one timed window lasts about
 --seconds; windows run interleaved and rotated (A B C, B C A, ...) for --repeats rounds, each ended by
 a device sync. Background load moves slowly against a window, so the ratio is taken within a round
-(ours' window over timm's in the same round) and its median and range over rounds are reported. Each
-window also records the process CPU time and the page faults per step. The matmul peak (MFU's
-denominator) is read three times before each size and after the last; MFU is quoted only when those
-readings agree within device.PEAK_STEADY_SPREAD, else the table says the machine is too noisy.
+(ours' window over timm's in the same round) and its median and range over rounds are reported, also
+over the quiet rounds alone. Each window records the process CPU time and page faults per step and the
+CPUs other jobs kept busy. glibc is asked to keep freed memory (device.keep_freed_memory; --allocator
+default to leave it). The matmul peak (MFU's denominator) is read three times before each size and
+after the last; MFU is quoted only when those readings agree within device.PEAK_STEADY_SPREAD, else
+the table says the machine is too noisy. benchmarks/README.md has the details.
 """
 
 from __future__ import annotations

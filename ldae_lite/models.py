@@ -166,6 +166,8 @@ class DiTBlock(nn.Module):
         # x: (N, L, W) tokens; c: (N, W) conditioning (t embedding + label embedding)
         modulation = self.adaLN_modulation(c).unsqueeze(1)  # (N, 1, 6W): one row per sample, for all tokens
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = modulation.chunk(6, dim=2)  # (N, 1, W)
+        # gated residuals as written: a fused addcmul would mix float32 x with bf16 gate and branch output,
+        # which is the slower kernel on CPU (benchmarks/results/kernels_cpu.md, "gated residual")
         x = x + gate_msa * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
         x = x + gate_mlp * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
         return x  # (N, L, W)
