@@ -154,9 +154,15 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(device: torch.device, kernels: dict, argv: list[str], out: Path | None = None) -> Path:
-    """The results file pair (JSON + Markdown) of one run of :func:`run`; returns the JSON path."""
-    report = dict(meta=bench_common.run_meta(device, "bench_kernels.py", argv), kernels=kernels)
+def write(device: torch.device, kernels: dict, argv: list[str], out: Path | None = None,
+          meta: dict | None = None) -> Path:
+    """The results file pair (JSON + Markdown) of one run of :func:`run`; returns the JSON path.
+
+    ``meta`` (from bench_common.run_meta) when the caller read it before the run: the commit is then the
+    one the code was at when timing started, not flagged by results files written meanwhile.
+    """
+    meta = meta if meta is not None else bench_common.run_meta(device, "bench_kernels.py", argv)
+    report = dict(meta=meta, kernels=kernels)
     report["markdown"] = to_markdown(report)
     print(report["markdown"])
     out = out or RESULTS / f"kernels_{device.type}.json"

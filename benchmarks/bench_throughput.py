@@ -385,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     peaks = {k: device_mod.peak_summary(v) for k, v in samples.items() if v}
     apply_peak(summaries, peaks[name])
 
+    kernels = None if args.no_kernels else bench_kernels.run(device)  # before any results file is written
     meta.update(timm=timm_version, autocast=name, peak_flops=peaks[name]["median"],
                 peak_steady=peaks[name]["steady"], seconds_per_window=seconds, repeats=args.repeats,
                 allocator="glibc keeps freed memory" if kept else "default", load_after=bench_common.load_average())
@@ -394,9 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else RESULTS / f"throughput_{device.type}.json"
     md = bench_common.write_results(out, report)
     print(f"written: {out} and {md}")
-    if not args.no_kernels:  # next to the throughput results unless --out moved them
-        kernels_out = None if args.out is None else out.with_name(f"kernels_{device.type}.json")
-        bench_kernels.write(device, bench_kernels.run(device), ["(run by bench_throughput.py)"], kernels_out)
+    if kernels is not None:  # next to the throughput results, wherever --out put them
+        kernels_meta = dict(meta, command=meta["command"] + " (its kernel section)")
+        bench_kernels.write(device, kernels, [], out.with_name(f"kernels_{device.type}.json"), kernels_meta)
     return 0
 
 

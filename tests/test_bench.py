@@ -140,6 +140,9 @@ def test_kernel_choices_run_and_write(tmp_path):
     out = kernels.write(torch.device("cpu"), result, ["--test"], tmp_path / "kernels_cpu.json")
     md = out.with_suffix(".md").read_text()
     assert json.loads(out.read_text())["markdown"] == md and "| GELU | exact (erf) |" in md
+    meta = dict(json.loads(out.read_text())["meta"], commit="abc123", command="benchmarks/x.py (its kernel section)")
+    again = kernels.write(torch.device("cpu"), result, [], tmp_path / "k2.json", meta)
+    assert "commit abc123" in again.with_suffix(".md").read_text()  # the caller's meta, read before the run
     with pytest.raises(ValueError, match="rounds=0"):
         kernels.main(["--device", "cpu", "--rounds", "0"])
 
