@@ -6,9 +6,11 @@ The two benchmark scripts import this module as a sibling file (benchmarks/ is n
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -63,6 +65,50 @@ def cpu_busy_seconds() -> float | None:
     except (OSError, ValueError):
         return None
     return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
+
+
+def models_at(rev: str):
+    """ldae_lite/models.py as it was at git revision ``rev``, imported as its own module (for a baseline).
+
+    Raises ValueError naming the revision when git cannot show the file there.
+    """
+    root = Path(__file__).resolve().parents[1]
+    try:
+        source = subprocess.run(["git", "show", f"{rev}:ldae_lite/models.py"], cwd=root, capture_output=True,
+                                text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise ValueError(f"--baseline {rev!r}: git cannot show ldae_lite/models.py at that revision ({e})") from None
+    path = Path(tempfile.mkdtemp(prefix="ldae_baseline_")) / f"models_at_{rev.replace('/', '_')}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def profile_ops(steps: list, device: torch.device, n: int, top: int = 15) -> list[dict]:
+    """torch.profiler over ``n`` calls of each closure in ``steps``: the ``top`` ops by self time, as
+    dict(op, ms=[ms per call for each closure]) (device time on CUDA, CPU time elsewhere).
+
+    Self time is wall time inside each op: on a loaded machine it includes the time other jobs held the
+    CPU, so read it as where the time goes, not as an exact split.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    per_step = []
+    for step in steps:
+        with profile(activities=activities) as prof:
+            for _ in range(n):
+                step()
+            sync(device)
+        times = {}
+        for e in prof.key_averages():
+            us = getattr(e, "self_device_time_total", 0) if device.type == "cuda" else e.self_cpu_time_total
+            times[e.key] = times.get(e.key, 0.0) + us / 1000 / n
+        per_step.append(times)
+    ops = sorted(set().union(*per_step), key=lambda k: -max(t.get(k, 0.0) for t in per_step))
+    return [dict(op=k, ms=[t.get(k, 0.0) for t in per_step]) for k in ops[:top]]
 
 
 def load_average() -> str:

@@ -4,33 +4,24 @@
     .venv/bin/python benchmarks/bench_throughput.py --threads 1 --repeats 9
     .venv/bin/python benchmarks/bench_throughput.py --device cuda --seconds 1
 
-One training step is what ldae_lite.train does: forward under bf16 autocast (where the device has it),
-backward, gradient-norm clipping and an AdamW step with train.py's settings (betas, clipping, decay on
-matrices only, fused on CUDA, foreach elsewhere). Both networks see the same batch of 16 tokens of
-dimension 64 (Fashion-MNIST's 32 x 32 image in 8 x 8 patches): ours as tokens (N, 16, 64) with a noise
-level t per image, timm's as the image (N, 1, 32, 32) that its stride-8 patch embedding turns into the
-same 16 tokens. timm's model has no class token and a per-token head to 64 (global_pool=''), so both
-predict (N, 16, 64) for an MSE loss. Same width, depth, heads, MLP ratio, batch, dtype and optimiser.
+One training step is what ldae_lite.train does (bf16 autocast where the device has it, MSE loss,
+backward, clipping, AdamW with train.py's settings), on the same batch for both networks: ours on tokens
+(N, 16, 64) with a noise level t per image, timm's VisionTransformer (no class token, per-token head,
+global_pool='') on the image (N, 1, 32, 32) that its stride-8 patch embedding cuts into the same tokens.
+Same width, depth, heads, MLP ratio, batch, dtype and optimiser, in one process.
 
 Equal shape is not equal work: ours also runs its timestep conditioning (the t-MLP, and per block an
 adaLN Linear W -> 6W with its modulate and gate arithmetic): a few % more matmul FLOPs, and 6 W^2 more
-weights per block (timm's block has 12 W^2) for AdamW to update. The headline ratio, ours / timm in
-images per second, charges all of that to ours; the ratio at equal work (achieved matmul FLOP/s)
-credits the extra FLOPs, not the rest.
+weights per block (timm's block has 12 W^2) for AdamW. The headline ratio, ours / timm in images per
+second, charges all of that to ours; the ratio at equal work credits the extra FLOPs, not the rest.
 
-Attention backend. On CPU our Attention pins torch's "math" SDPA backend (models.py); the fair
-comparison pins timm to the same backend, and timm with torch's default choice is timed too. On CUDA
-both use torch's default (flash / memory-efficient kernels).
+On CPU our Attention pins torch's "math" SDPA backend (models.py), so the fair comparison pins timm to
+it too, and timm on torch's default choice is timed as well; on CUDA both use torch's default.
 
-Measurement. Each model warms up, then its step count is fixed so that one timed window lasts about
---seconds; windows run interleaved and rotated (A B C, B C A, ...) for --repeats rounds, each ended by
-a device sync. Background load moves slowly against a window, so the ratio is taken within a round
-(ours' window over timm's in the same round) and its median and range over rounds are reported, also
-over the quiet rounds alone. Each window records the process CPU time and page faults per step and the
-CPUs other jobs kept busy. glibc is asked to keep freed memory (device.keep_freed_memory; --allocator
-default to leave it). The matmul peak (MFU's denominator) is read three times before each size and
-after the last; MFU is quoted only when those readings agree within device.PEAK_STEADY_SPREAD, else
-the table says the machine is too noisy. benchmarks/README.md has the details.
+Windows of ~--seconds run interleaved and rotated for --repeats rounds; the ratio is taken within a
+round and reported as median and range over rounds (and over the quiet rounds). Each window records CPU
+time, page faults and other jobs' CPU use. MFU is quoted only against a matmul peak that held still
+over repeated readings. Details: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -40,7 +31,6 @@ import contextlib
 import copy
 import dataclasses
 import math
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -61,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules 
 import bench_common  # noqa: E402
 import bench_kernels  # noqa: E402
 import throughput_report  # noqa: E402
+from throughput_report import OURS, TIMM, apply_peak, paired_ratios, summarise  # noqa: E402, F401
 
 try:
     import resource  # Unix only: page-fault counts
@@ -70,8 +61,6 @@ except ImportError:  # pragma: no cover - Windows
 IMAGE, PATCH, CHANNELS = 32, 8, 1  # Fashion-MNIST padded to 32 x 32, the project's 8 x 8 patches
 TOKENS, PATCH_DIM = (IMAGE // PATCH) ** 2, PATCH * PATCH * CHANNELS  # 16 tokens of dimension 64
 RESULTS = Path(__file__).resolve().parent / "results"
-OURS, TIMM = "ours (DiT)", "timm ViT"
-QUIET_CPUS = 0.25  # a round is quiet when other jobs kept fewer CPUs than this busy during both windows
 
 
 @dataclass(frozen=True)
@@ -163,8 +152,10 @@ def attention_backends(device: torch.device) -> tuple[str, list[tuple[str, SDPBa
     return "default", [("default", None)]
 
 
-def build_candidates(cfg: BenchConfig, device: torch.device, with_timm: bool = True) -> list[Candidate]:
-    """Ours, then timm's ViT on ours' attention backend (the fair pair), then (CPU) timm on torch's default."""
+def build_candidates(cfg: BenchConfig, device: torch.device, with_timm: bool = True,
+                     baseline: tuple[str, type] | None = None) -> list[Candidate]:
+    """Ours, then timm's ViT on ours' attention backend (the fair pair), then (CPU) timm on torch's default,
+    then, given ``baseline`` = (git revision, its DiT class), ours as it was at that revision."""
     b, n = cfg.budget, cfg.batch_size(device)
     gen = torch.Generator().manual_seed(0)
     images = torch.randn(n, CHANNELS, IMAGE, IMAGE, generator=gen).to(device)  # (N, 1, 32, 32)
@@ -179,6 +170,13 @@ def build_candidates(cfg: BenchConfig, device: torch.device, with_timm: bool = T
     ours_backend, timm_backends = attention_backends(device)
     out = [Candidate(OURS, ours_backend, ours.num_params(), ours.flops_per_image(),
                      _make_step(ours, lambda: ours(tokens, t), target, cfg, device, None))]
+    if baseline is not None:
+        rev, dit_class = baseline
+        torch.manual_seed(0)
+        old = dit_class(PATCH_DIM, TOKENS, width=b.width, depth=b.depth, heads=b.heads, mlp_ratio=b.mlp_ratio)
+        old = old.to(device).train()
+        out.append(Candidate(f"{OURS} @ {rev}", ours_backend, old.num_params(), old.flops_per_image(),
+                             _make_step(old, lambda: old(tokens, t), target, cfg, device, None)))
     if not with_timm:
         return out
     from timm.models.vision_transformer import VisionTransformer
@@ -194,7 +192,7 @@ def build_candidates(cfg: BenchConfig, device: torch.device, with_timm: bool = T
         model = vit if backend is None else copy.deepcopy(vit)
         step = _make_step(model, lambda m=model: m(images), target, cfg, device, backend)
         out.append(Candidate(TIMM, label, params, flops, step))
-    return out
+    return out[:1] + out[2:] + out[1:2] if baseline is not None else out  # ours, timm..., the baseline last
 
 
 def _faults() -> int:
@@ -237,80 +235,21 @@ def measure(candidates: list[Candidate], batch: int, device: torch.device, secon
             c.peak_mem_mib = peak
 
 
-def paired_ratios(ours: Candidate, other: Candidate) -> list[float]:
-    """ours / other in img/s, window by window within each round (> 1: ours is faster)."""
-    return [a / b for a, b in zip(ours.img_per_s, other.img_per_s)]
-
-
-def summarise(cfg: BenchConfig, candidates: list[Candidate], batch: int) -> dict:
-    """Rows (median img/s, spread, ms/step, TFLOP/s; MFU comes later, apply_peak) and ours / timm ratios."""
-    rows = []
-    for c in candidates:
-        med = statistics.median(c.img_per_s)
-        rows.append(dict(model=c.name, attention=c.attention, params=c.params, img_per_s=med,
-                         img_per_s_all=c.img_per_s, steps_per_window=c.steps_per_window,
-                         ms_per_step=1000 * batch / med, cpu_ms_per_step=statistics.median(c.cpu_ms_per_step),
-                         faults_per_step=statistics.median(c.faults_per_step),
-                         background_cpus=statistics.median(c.background_cpus) if c.background_cpus else None,
-                         gflop_per_image=c.flops_per_image / 1e9, tflop_per_s=med * c.flops_per_image / 1e12,
-                         mfu=None,
-                         peak_mem_mib=c.peak_mem_mib))
-    ratios = []
-    for c in candidates[1:]:  # ours against each timm: the first is the same backend, the fair pair
-        r = paired_ratios(candidates[0], c)
-        work = candidates[0].flops_per_image / c.flops_per_image
-        cpu = [b / a for a, b in zip(candidates[0].cpu_ms_per_step, c.cpu_ms_per_step)]
-        quiet = [x for x, a, b in zip(r, candidates[0].background_cpus, c.background_cpus) if max(a, b) < QUIET_CPUS]
-        ratios.append(dict(against=f"{c.name} [{c.attention}]", same_backend=c is candidates[1],
-                           median=statistics.median(r), min=min(r), max=max(r), rounds=r,
-                           equal_work_median=work * statistics.median(r), flops_ratio=work,
-                           cpu_time_median=statistics.median(cpu), quiet_rounds=len(quiet),
-                           quiet_median=statistics.median(quiet) if quiet else None))
-    b = cfg.budget
-    return dict(config=cfg.name, width=b.width, depth=b.depth, heads=b.heads, tokens=TOKENS, batch=batch,
-                rows=rows, ratios=ratios)
-
-
-def profile_pair(candidates: list[Candidate], device: torch.device, steps: int, top: int = 15) -> list[dict]:
-    """torch.profiler over ``steps`` steps of ours and of the same-backend timm: top ops by self time, ms/step.
-
-    Self time is wall time inside each op: on a loaded machine it includes the time other jobs held the
-    CPU, so read it as where the time goes, not as an exact split.
-    """
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    per_model = []
-    for c in candidates[:2]:
-        with profile(activities=activities) as prof:
-            for _ in range(steps):
-                c.step()
-            bench_common.sync(device)
-        times = {}
-        for e in prof.key_averages():
-            us = getattr(e, "self_device_time_total", 0) if device.type == "cuda" else e.self_cpu_time_total
-            times[e.key] = times.get(e.key, 0.0) + us / 1000 / steps
-        per_model.append(times)
-    ops = sorted(set(per_model[0]) | set(per_model[-1]), key=lambda k: -max(t.get(k, 0.0) for t in per_model))
-    return [dict(op=k, ours_ms=per_model[0].get(k, 0.0), timm_ms=per_model[-1].get(k, 0.0)) for k in ops[:top]]
-
-
-def apply_peak(summaries: list[dict], peak: dict) -> None:
-    """MFU for every row from the run's peak readings, or None where the peak did not hold still."""
-    for s in summaries:
-        s["peak"] = peak
-        for r in s["rows"]:
-            r["mfu"] = r["tflop_per_s"] * 1e12 / peak["median"] if peak["steady"] else None
+def profile_pair(candidates: list[Candidate], device: torch.device, steps: int) -> list[dict]:
+    """Top ops by self time (ms per step) of ours and of the same-backend timm (bench_common.profile_ops)."""
+    pair = [candidates[0]] + [c for c in candidates if c.name == TIMM][:1]
+    rows = bench_common.profile_ops([c.step for c in pair], device, steps)
+    return [dict(op=r["op"], ours_ms=r["ms"][0], timm_ms=r["ms"][-1]) for r in rows]
 
 
 def run_config(cfg: BenchConfig, device: torch.device, with_timm: bool, seconds: float, repeats: int,
-               profile_steps: int) -> dict:
+               profile_steps: int, baseline: tuple[str, type] | None = None) -> dict:
     batch = cfg.batch_size(device)
-    candidates = build_candidates(cfg, device, with_timm)
+    candidates = build_candidates(cfg, device, with_timm, baseline)
     print(f"{cfg.name}: width {cfg.budget.width}, depth {cfg.budget.depth}, heads {cfg.budget.heads}, "
           f"batch {batch}: timing {', '.join(f'{c.name} [{c.attention}]' for c in candidates)}", flush=True)
     measure(candidates, batch, device, seconds, repeats)
-    summary = summarise(cfg, candidates, batch)
+    summary = summarise(cfg, candidates, batch, TOKENS)
     if profile_steps > 0:
         summary["profile"] = profile_pair(candidates, device, profile_steps)
     del candidates
@@ -334,6 +273,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
                         help="also profile ours and timm (same backend) for STEPS steps per size")
     parser.add_argument("--peak-seconds", type=float, default=0.5, help="length of one peak reading")
+    parser.add_argument("--baseline", default=None, metavar="REV",
+                        help="also time ours as models.py was at git revision REV (this tree's speed-up over it)")
     parser.add_argument("--no-timm", action="store_true", help="time ours alone (also the fallback without timm)")
     parser.add_argument("--no-kernels", action="store_true",
                         help="skip bench_kernels.py (models.py's kernel choices, results/kernels_<kind>)")
@@ -369,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     timm_version = _timm_version(not args.no_timm)
     meta = bench_common.run_meta(device, "bench_throughput.py", sys.argv[1:] if argv is None else argv)
     kept = args.allocator == "keep" and device_mod.keep_freed_memory()
+    baseline = (args.baseline, bench_common.models_at(args.baseline).DiT) if args.baseline else None
     bf16 = device_mod.supports_bf16(device)
     dtype, name = (torch.bfloat16, "bf16") if bf16 else (torch.float32, "fp32")
 
@@ -380,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     for config in args.configs:
         samples[name] += read_peak(dtype)  # before each size, and once more after the last
         summaries.append(run_config(CONFIGS[config], device, timm_version is not None, seconds, args.repeats,
-                                    args.profile))
+                                    args.profile, baseline))
     samples[name] += read_peak(dtype)
     peaks = {k: device_mod.peak_summary(v) for k, v in samples.items() if v}
     apply_peak(summaries, peaks[name])

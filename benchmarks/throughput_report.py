@@ -1,9 +1,58 @@
-"""The Markdown results file of bench_throughput.py: the run's setup, one table per size, ours / timm
-ratios with their spread over rounds, the peak readings and whether MFU can be quoted against them."""
+"""The results of bench_throughput.py: its timed windows summed up (medians, ratios within rounds, MFU
+against a steady peak) and written out as a Markdown file that explains itself: the run's setup, one
+table per size, ours / timm with its spread over rounds, the peak readings and their verdict."""
 
 from __future__ import annotations
 
+import statistics
+
 from ldae_lite import device as device_mod
+
+OURS, TIMM = "ours (DiT)", "timm ViT"
+QUIET_CPUS = 0.25  # a round is quiet when other jobs kept fewer CPUs than this busy during both windows
+
+
+def paired_ratios(ours, other) -> list[float]:
+    """ours / other in img/s, window by window within each round (> 1: ours is faster)."""
+    return [a / b for a, b in zip(ours.img_per_s, other.img_per_s)]
+
+
+def summarise(cfg, candidates: list, batch: int, tokens: int) -> dict:
+    """Rows (median img/s, spread, ms/step, TFLOP/s; MFU comes later, apply_peak) and ours / timm ratios."""
+    rows = []
+    for c in candidates:
+        med = statistics.median(c.img_per_s)
+        rows.append(dict(model=c.name, attention=c.attention, params=c.params, img_per_s=med,
+                         img_per_s_all=c.img_per_s, steps_per_window=c.steps_per_window,
+                         ms_per_step=1000 * batch / med, cpu_ms_per_step=statistics.median(c.cpu_ms_per_step),
+                         faults_per_step=statistics.median(c.faults_per_step),
+                         background_cpus=statistics.median(c.background_cpus) if c.background_cpus else None,
+                         gflop_per_image=c.flops_per_image / 1e9, tflop_per_s=med * c.flops_per_image / 1e12,
+                         mfu=None, peak_mem_mib=c.peak_mem_mib))
+    ratios = []
+    fair = next((c for c in candidates if c.name == TIMM), None)  # timm on ours' attention backend
+    for c in candidates[1:]:  # ours against each timm, and against the baseline revision if any
+        r = paired_ratios(candidates[0], c)
+        work = candidates[0].flops_per_image / c.flops_per_image
+        cpu = [b / a for a, b in zip(candidates[0].cpu_ms_per_step, c.cpu_ms_per_step)]
+        quiet = [x for x, a, b in zip(r, candidates[0].background_cpus, c.background_cpus) if max(a, b) < QUIET_CPUS]
+        ratios.append(dict(against=f"{c.name} [{c.attention}]", same_backend=c is fair,
+                           baseline=c.name.startswith(OURS),
+                           median=statistics.median(r), min=min(r), max=max(r), rounds=r,
+                           equal_work_median=work * statistics.median(r), flops_ratio=work,
+                           cpu_time_median=statistics.median(cpu), quiet_rounds=len(quiet),
+                           quiet_median=statistics.median(quiet) if quiet else None))
+    b = cfg.budget
+    return dict(config=cfg.name, width=b.width, depth=b.depth, heads=b.heads, tokens=tokens, batch=batch,
+                rows=rows, ratios=ratios)
+
+
+def apply_peak(summaries: list[dict], peak: dict) -> None:
+    """MFU for every row from the run's peak readings, or None where the peak did not hold still."""
+    for s in summaries:
+        s["peak"] = peak
+        for r in s["rows"]:
+            r["mfu"] = r["tflop_per_s"] * 1e12 / peak["median"] if peak["steady"] else None
 
 
 def _pct(x: float | None) -> str:
@@ -30,7 +79,8 @@ def config_markdown(s: dict) -> list[str]:
                      f"{r['gflop_per_image']:.3f} | {r['tflop_per_s']:.3f} | {_pct(r['mfu'])} |")
     lines.append("")
     for q in s["ratios"]:
-        tag = "same attention backend" if q["same_backend"] else "timm on another backend"
+        tag = ("same attention backend" if q["same_backend"] else
+               "this tree's speed-up over that revision" if q["baseline"] else "timm on another backend")
         lines.append(f"- **ours / {q['against']}** ({tag}): **{q['median']:.3f}** median of {len(q['rounds'])} "
                      f"rounds (range {q['min']:.3f}-{q['max']:.3f}); at equal work (x {q['flops_ratio']:.3f}, "
                      f"ours' extra matmul FLOPs): {q['equal_work_median']:.3f}; by CPU time per step: "
@@ -71,7 +121,11 @@ def to_markdown(report: dict) -> str:
     ratios = [f"- {s['config']}: ours / timm = **{q['median']:.3f}** (range {q['min']:.3f}-{q['max']:.3f} over "
               f"{len(q['rounds'])} rounds; {q['equal_work_median']:.3f} at equal work; {_quiet(q)})"
               for s in report["configs"] for q in s["ratios"] if q["same_backend"]]
-    result = ["## Result", ""] + (ratios or ["- timm was not timed (--no-timm, or timm is not installed): no ratio"])
+    ratios = ratios or ["- timm was not timed (--no-timm, or timm is not installed): no ratio"]
+    ratios += [f"- {s['config']}: ours / {q['against']} = **{q['median']:.3f}** (range {q['min']:.3f}-{q['max']:.3f}; "
+               f"by CPU time {q['cpu_time_median']:.3f}): this tree's speed-up over that revision"
+               for s in report["configs"] for q in s["ratios"] if q["baseline"]]
+    result = ["## Result", ""] + ratios
     result += ["", "Same attention backend, same shape, batch, dtype and optimiser; > 1 means ours trains faster.", ""]
     body = [line for s in report["configs"] for line in config_markdown(s)]
     notes = ["### Peak and MFU", ""] + peak_markdown(report["peaks"], m["autocast"]) + [

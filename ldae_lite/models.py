@@ -37,11 +37,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """adaLN: x (N, L, W) * (1 + scale) + shift, the same affine map for every token of a sample.
 
-    shift and scale are (N, W), or already (N, 1, W) as DiTBlock passes them. One fused multiply-add
-    (torch.addcmul) in x's dtype: under bf16 autocast x is the float32 LayerNorm output while shift and
-    scale come out of a bf16 Linear, and a same-dtype kernel beats the mixed-dtype multiply and add on
-    CPU (benchmarks/results/kernels_cpu.md, "adaLN modulate"). The small (N, W) casts are exact, and
-    1 + scale is formed in scale's own dtype first, as before.
+    shift and scale are (N, W), or already (N, 1, W) as DiTBlock passes them. Written as one fused
+    multiply-add (torch.addcmul) in x's dtype: under bf16 autocast x is the float32 LayerNorm output while
+    shift and scale come out of a bf16 Linear, so the plain formula is a mixed-dtype multiply, then an
+    add, each a pass over all tokens. The small (N, W) casts are exact and 1 + scale is formed in scale's
+    own dtype, so what the next bf16 Linear sees is unchanged (tests/test_models.py). Timed against the
+    plain formula in benchmarks/results/kernels_cpu.md ("adaLN modulate").
     """
     if shift.ndim == 2:
         shift, scale = shift.unsqueeze(1), scale.unsqueeze(1)  # (N, 1, W): broadcast over the L tokens

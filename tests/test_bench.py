@@ -55,7 +55,7 @@ def test_candidates_measure_and_paired_ratios():
         assert all(x > 0 for x in c.img_per_s) and c.steps_per_window >= 1
     ratios = bench.paired_ratios(cands[0], cands[1])
     assert ratios == [a / b for a, b in zip(cands[0].img_per_s, cands[1].img_per_s)]
-    s = bench.summarise(cfg, cands, batch)
+    s = bench.summarise(cfg, cands, batch, bench.TOKENS)
     same = [q for q in s["ratios"] if q["same_backend"]]
     assert len(s["ratios"]) == 2 and len(same) == 1 and "math" in same[0]["against"]
     assert same[0]["min"] <= same[0]["median"] <= same[0]["max"] and same[0]["rounds"] == ratios
@@ -74,7 +74,7 @@ def _peak(samples):
 
 def test_mfu_only_against_a_steady_peak():
     cfg, cands, batch = _measured_smoke(repeats=1)
-    steady, noisy = bench.summarise(cfg, cands, batch), bench.summarise(cfg, cands, batch)
+    steady, noisy = bench.summarise(cfg, cands, batch, bench.TOKENS), bench.summarise(cfg, cands, batch, bench.TOKENS)
     bench.apply_peak([steady], _peak([1.0e12, 1.05e12, 0.98e12]))
     bench.apply_peak([noisy], _peak([1.0e12, 0.5e12, 1.0e12]))
     assert all(r["mfu"] == pytest.approx(r["tflop_per_s"]) for r in steady["rows"])  # peak median 1 TFLOP/s
@@ -170,3 +170,16 @@ def test_cuda_run_end_to_end(tmp_path):
     assert [r["attention"] for r in config["rows"]] == ["default", "default"]
     assert config["rows"][0]["peak_mem_mib"] > 0 and config["ratios"][0]["same_backend"]
     assert (tmp_path / "kernels_cuda.md").exists()
+
+
+def test_baseline_revision_is_timed_beside_ours(tmp_path):
+    out = tmp_path / "b.json"
+    assert bench.main(FAST + ["--repeats", "1", "--baseline", "HEAD", "--out", str(out)]) == 0
+    (config,) = json.loads(out.read_text())["configs"]
+    assert [r["model"] for r in config["rows"]][-1] == f"{bench.OURS} @ HEAD"
+    (base,) = [q for q in config["ratios"] if q["baseline"]]
+    assert not base["same_backend"] and base["median"] > 0 and base["flops_ratio"] == 1.0
+    assert [q["against"] for q in config["ratios"] if q["same_backend"]] == ["timm ViT [math (pinned)]"]
+    assert "speed-up over that revision" in json.loads(out.read_text())["markdown"]
+    with pytest.raises(ValueError, match="no-such-rev"):
+        bench.main(FAST + ["--baseline", "no-such-rev", "--out", str(out)])
