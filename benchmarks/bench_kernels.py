@@ -9,8 +9,9 @@ within each round (> 1: the choice is faster here) and reported as its median an
 
 - LayerNorm without affine parameters: F.layer_norm with no weight, or with a constant weight of ones
   (models.LayerNormNoAffine; outputs and gradients are bit-identical, tests/test_models.py);
-- adaLN's modulate: the plain x * (1 + scale) + shift with bf16 shift and scale next to a float32 x,
-  or models.modulate (one addcmul in x's dtype);
+- adaLN's modulate: models.modulate (shift and scale cast to x's dtype, then multiply and add) against
+  the same formula with bf16 shift and scale next to a float32 x (mixed dtypes), and against one fused
+  torch.addcmul (one pass forward, but its backward multiplies by its scalar factor in an extra pass);
 - the gated residual x + gate * y (float32 x, bf16 gate and branch output y): as written, or fused
   into one addcmul (fewer passes, but mixed dtypes);
 - GELU: the exact (erf) form models.py uses, or DiT's tanh approximation, on the MLP's hidden layer;
@@ -77,9 +78,14 @@ def pieces(device: torch.device, batch: int, width: int, heads: int) -> dict:
         "LayerNorm, no affine": ("weight of ones", "no weight",
                                  _fwd_bwd(lambda a: F.layer_norm(a, (width,), ones, None, 1e-6), x),
                                  _fwd_bwd(lambda a: F.layer_norm(a, (width,), None, None, 1e-6), x)),
-        "adaLN modulate": ("addcmul in x's dtype", "x * (1 + scale) + shift, mixed dtypes",
-                           _fwd_bwd(lambda a, b, c: modulate(a, b, c), x, shift, scale),
+        "adaLN modulate": ("x * (1 + scale) + shift in x's dtype", "the same, bf16 shift and scale (mixed dtypes)",
+                           _fwd_bwd(modulate, x, shift, scale),
                            _fwd_bwd(lambda a, b, c: a * (1 + c.unsqueeze(1)) + b.unsqueeze(1), x, shift, scale)),
+        "adaLN modulate, fused": ("x * (1 + scale) + shift in x's dtype", "one torch.addcmul in x's dtype",
+                                  _fwd_bwd(modulate, x, shift, scale),
+                                  _fwd_bwd(lambda a, b, c: torch.addcmul(b.unsqueeze(1).to(a.dtype), a,
+                                                                         (1 + c.unsqueeze(1)).to(a.dtype)),
+                                           x, shift, scale)),
         "gated residual": ("x + gate * y, the product in y's dtype", "addcmul(x, gate, y), mixed dtypes",
                            _fwd_bwd(lambda a, g, b: a + g.unsqueeze(1) * b, x, shift, branch),
                            _fwd_bwd(lambda a, g, b: torch.addcmul(a, g.unsqueeze(1), b), x, shift, branch)),

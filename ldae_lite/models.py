@@ -37,16 +37,16 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """adaLN: x (N, L, W) * (1 + scale) + shift, the same affine map for every token of a sample.
 
-    shift and scale are (N, W), or already (N, 1, W) as DiTBlock passes them. Written as one fused
-    multiply-add (torch.addcmul) in x's dtype: under bf16 autocast x is the float32 LayerNorm output while
-    shift and scale come out of a bf16 Linear, so the plain formula is a mixed-dtype multiply, then an
-    add, each a pass over all tokens. The small (N, W) casts are exact and 1 + scale is formed in scale's
-    own dtype, so what the next bf16 Linear sees is unchanged (tests/test_models.py). Timed against the
-    plain formula in benchmarks/results/kernels_cpu.md ("adaLN modulate").
+    shift and scale are (N, W), or already (N, 1, W) as DiTBlock passes them. Under bf16 autocast x is
+    the float32 LayerNorm output while shift and scale come out of a bf16 Linear: they are cast to x's
+    dtype first (small (N, W) tensors, exact casts; 1 + scale still formed in scale's own dtype), so the
+    multiply and add over all tokens run as same-dtype kernels, faster on CPU than mixed-dtype ones and
+    than one fused torch.addcmul (benchmarks/results/kernels_cpu.md, "adaLN modulate" rows). The values
+    are those of the plain formula (tests/test_models.py).
     """
     if shift.ndim == 2:
         shift, scale = shift.unsqueeze(1), scale.unsqueeze(1)  # (N, 1, W): broadcast over the L tokens
-    return torch.addcmul(shift.to(x.dtype), x, (1 + scale).to(x.dtype))  # shift + x * (1 + scale)
+    return x * (1 + scale).to(x.dtype) + shift.to(x.dtype)
 
 
 class LayerNormNoAffine(nn.LayerNorm):

@@ -132,8 +132,9 @@ def test_environment_helpers():
 def test_kernel_choices_run_and_write(tmp_path):
     kernels = bench.bench_kernels
     result = kernels.run(torch.device("cpu"), rounds=2, seconds=1e-3, batch=4, width=32, heads=2)
-    assert [r["piece"] for r in result["rows"]] == ["LayerNorm, no affine", "adaLN modulate", "gated residual",
-                                                    "GELU", "attention (SDPA)"]
+    assert [r["piece"] for r in result["rows"]] == ["LayerNorm, no affine", "adaLN modulate",
+                                                    "adaLN modulate, fused", "gated residual", "GELU",
+                                                    "attention (SDPA)"]
     for r in result["rows"]:
         assert r["chosen_ms"] > 0 and r["other_ms"] > 0 and len(r["rounds"]) == 2
         assert r["ratio_min"] <= r["ratio"] <= r["ratio_max"]
