@@ -15,7 +15,11 @@ file reads side by side with the DiT paper. Differences from DiT, all deliberate
     variance plays no role;
   - attention uses torch's scaled_dot_product_attention (math backend on CPU, see Attention);
   - the MLP uses the exact (erf) GELU of ViT rather than DiT's tanh approximation: the two differ by
-    less than 1e-3, and the tanh form ran 1.5-3x slower under bf16 autocast on CPU (torch 2.14).
+    less than 1e-3, and the tanh form is the slower one under bf16 autocast on CPU
+    (benchmarks/results/kernels_cpu.md, "GELU").
+Speed: the adaLN arithmetic (modulate, gates) is what ours runs on top of a plain ViT block; modulate
+and the affine-free LayerNorm use the CPU's faster kernels (see each), and the whole model is timed
+against timm's ViT in benchmarks/results/throughput_cpu.md.
 Shapes: N batch, L tokens, W width, D token dimension.
 """
 
@@ -33,8 +37,35 @@ from . import validate
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """adaLN: x (N, L, W) * (1 + scale (N, W)) + shift (N, W), the same affine map for every token."""
-    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+    """adaLN: x (N, L, W) * (1 + scale) + shift, the same affine map for every token of a sample.
+
+    shift and scale are (N, W), or already (N, 1, W) as DiTBlock passes them. Under bf16 autocast x is
+    the float32 LayerNorm output while shift and scale come out of a bf16 Linear: they are cast to x's
+    dtype first (small (N, W) tensors, exact casts; 1 + scale still formed in scale's own dtype), so the
+    multiply and add over all tokens run as same-dtype kernels, faster on CPU than mixed-dtype ones and
+    than one fused torch.addcmul (benchmarks/results/kernels_cpu.md, "adaLN modulate" rows). The values
+    are those of the plain formula (tests/test_models.py).
+    """
+    if shift.ndim == 2:
+        shift, scale = shift.unsqueeze(1), scale.unsqueeze(1)  # (N, 1, W): broadcast over the L tokens
+    return x * (1 + scale).to(x.dtype) + shift.to(x.dtype)
+
+
+class LayerNormNoAffine(nn.LayerNorm):
+    """LayerNorm without learned parameters: adaLN's shift and scale take their place.
+
+    Equal to nn.LayerNorm(width, elementwise_affine=False) bit for bit, but passes a constant weight of
+    ones to F.layer_norm: torch's CPU kernel is faster with a weight than without one
+    (benchmarks/results/kernels_cpu.md, "LayerNorm, no affine"), and multiplying by 1.0 is exact. The
+    ones are a non-persistent buffer, so the state dict (and every saved checkpoint) is unchanged.
+    """
+
+    def __init__(self, width: int, eps: float = 1e-6):
+        super().__init__(width, eps=eps, elementwise_affine=False)
+        self.register_buffer("ones", torch.ones(width), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.ones, None, self.eps)
 
 
 class TimestepEmbedder(nn.Module):
@@ -92,8 +123,9 @@ class Attention(nn.Module):
     """Multi-head self-attention with one fused qkv projection and scaled_dot_product_attention.
 
     On CUDA, torch picks its fused (flash / memory-efficient) kernel. On CPU we pin the "math" backend:
-    with torch 2.14 under bf16 autocast, the CPU flash kernel made a whole training step of the
-    width-192 model 2x slower at 16 tokens (its backward dominated the profile).
+    under bf16 autocast at 16 tokens torch's default CPU kernel is much slower, forward + backward
+    (benchmarks/results/kernels_cpu.md, "attention"), and so is a whole training step
+    (benchmarks/results/throughput_cpu.md: timm's ViT on the default backend against the math one).
     """
 
     def __init__(self, hidden: int, heads: int):
@@ -125,9 +157,9 @@ class DiTBlock(nn.Module):
     def __init__(self, hidden: int, heads: int, mlp_ratio: float = 4.0):
         super().__init__()
         mlp_hidden = int(hidden * mlp_ratio)
-        self.norm1 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+        self.norm1 = LayerNormNoAffine(hidden)
         self.attn = Attention(hidden, heads)
-        self.norm2 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+        self.norm2 = LayerNormNoAffine(hidden)
         self.mlp = nn.Sequential(
             nn.Linear(hidden, mlp_hidden), nn.GELU(), nn.Linear(mlp_hidden, hidden)
         )  # exact GELU, as ViT; DiT's tanh approximation differs by < 1e-3 and is slower on CPU bf16
@@ -135,9 +167,12 @@ class DiTBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         # x: (N, L, W) tokens; c: (N, W) conditioning (t embedding + label embedding)
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(c).chunk(6, 1)
-        x = x + gate_msa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
-        x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
+        modulation = self.adaLN_modulation(c).unsqueeze(1)  # (N, 1, 6W): one row per sample, for all tokens
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = modulation.chunk(6, dim=2)  # (N, 1, W)
+        # gated residuals as written: a fused addcmul would mix float32 x with bf16 gate and branch output,
+        # which is the slower kernel on CPU (benchmarks/results/kernels_cpu.md, "gated residual")
+        x = x + gate_msa * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
+        x = x + gate_mlp * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
         return x  # (N, L, W)
 
 
@@ -146,12 +181,12 @@ class FinalLayer(nn.Module):
 
     def __init__(self, hidden: int, out_dim: int):
         super().__init__()
-        self.norm_final = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+        self.norm_final = LayerNormNoAffine(hidden)
         self.linear = nn.Linear(hidden, out_dim)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 2 * hidden))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)  # each (N, W)
+        shift, scale = self.adaLN_modulation(c).unsqueeze(1).chunk(2, dim=2)  # each (N, 1, W)
         return self.linear(modulate(self.norm_final(x), shift, scale))  # (N, L, out_dim)
 
 

@@ -2,7 +2,7 @@
 # The full budget on one GPU machine without network access, inside about 9 minutes:
 #   1. find a Python that has torch (and CUDA), and the packages ldae_lite needs;
 #   2. check that Fashion-MNIST is there (data/FashionMNIST/raw, carried with the tree; scripts/stage_data.sh);
-#   3. the throughput benchmark on cuda: ours vs timm's ViT, img/s and MFU;
+#   3. the throughput benchmark on cuda: ours vs timm's ViT, img/s and MFU (and models.py's kernel choices);
 #   4. python -m ldae_lite trajectory --budget full --seeds 0 --out results/gpu (what the time allows);
 #   5. a summary (the trajectory table, img/s and MFU of every finished run) and, where $OUT is set,
 #      a copy of the results into $OUT so they come back from the machine.
@@ -119,7 +119,8 @@ results = Path(os.environ["RESULTS"])
 peak = None
 if bench_path.exists():
     bench = json.loads(bench_path.read_text())
-    peak = bench["meta"]["peak_flops"]
+    # MFU only against a peak that held still during the benchmark (device.peak_summary)
+    peak = bench["meta"]["peak_flops"] if bench["meta"].get("peak_steady", True) else None
     print(f"\n## Throughput ({bench['meta']['device']}, torch {bench['meta']['torch']})\n")
     print(bench["markdown"])
 for md in sorted(glob.glob(str(results / "trajectory_*.md"))):
@@ -144,7 +145,8 @@ for r in runs:
 write_json(results / "runs_summary.json", dict(peak_flops=peak, flops_per_image=flops, runs=runs))
 PY
 if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
-    cp "$RESULTS"/*.json "$RESULTS"/*.md "$RESULTS"/*.png "$BENCH_JSON" "$OUT"/ 2>/dev/null
+    cp "$RESULTS"/*.json "$RESULTS"/*.md "$RESULTS"/*.png "$BENCH_JSON" "${BENCH_JSON%.json}.md" \
+        "$(dirname "$BENCH_JSON")/kernels_${DEVICE%%:*}.md" "$OUT"/ 2>/dev/null
     cp "$LOG" "$OUT"/ 2>/dev/null
     say "copied to \$OUT: $(ls "$OUT" | tr '\n' ' ')"
 fi

@@ -1,4 +1,4 @@
-"""Device selection, bf16 autocast, seeding, the measured peak and the one-line description."""
+"""Device selection, bf16 autocast, seeding, the measured peak (and its steadiness), the description."""
 
 import contextlib
 import random
@@ -61,6 +61,37 @@ def test_peak_flops_measured_and_cached():
     flops = dev.peak_flops(cpu, torch.float32, seconds=0.05)
     assert 1e8 < flops < 1e14  # a real measurement: between 0.1 GFLOP/s and 100 TFLOP/s
     assert dev.peak_flops("cpu", torch.float32, seconds=0.05) == flops  # cached per device and dtype
+
+
+def test_peak_readings_are_fresh_and_summarised():
+    samples = dev.peak_flops_samples("cpu", torch.float32, repeats=3, seconds=0.02)
+    assert len(samples) == 3 and all(1e8 < x < 1e14 for x in samples)
+    assert dev.measure_peak_flops("cpu", torch.float32, seconds=0.02) > 0  # uncached: a new reading each call
+    summary = dev.peak_summary(samples)
+    assert summary["samples"] == samples and min(samples) <= summary["median"] <= max(samples)
+    assert summary["spread"] == pytest.approx((max(samples) - min(samples)) / summary["median"])
+    steady = dev.peak_summary([1.0, 1.1, 0.95])
+    noisy = dev.peak_summary([1.0, 1.3, 0.9])
+    assert steady["steady"] and not noisy["steady"]  # 15% against 40% spread, the line at 20%
+    assert dev.peak_summary([1.0, 1.0, 1.19])["steady"] and not dev.peak_summary([1.0, 1.0, 1.21])["steady"]
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: dev.peak_summary([]), "non-empty"),
+    (lambda: dev.peak_summary([1.0, 0.0]), "positive"),
+    (lambda: dev.peak_flops_samples("cpu", repeats=0), "repeats=0"),
+    (lambda: dev.measure_peak_flops("cpu", seconds=0), "seconds=0"),
+])
+def test_peak_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_keep_freed_memory_is_safe_to_call():
+    import platform
+
+    applied = dev.keep_freed_memory()  # idempotent; the test process just keeps its freed memory
+    assert applied == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
 
 
 def test_describe():

@@ -9,6 +9,7 @@ from ldae_lite.models import (
     DiT,
     DiTBlock,
     LabelEmbedder,
+    LayerNormNoAffine,
     TimestepEmbedder,
     get_2d_sincos_pos_embed,
     modulate,
@@ -39,6 +40,31 @@ def test_modulate_is_per_sample_affine():
     x, shift, scale = torch.randn(2, 5, 3), torch.randn(2, 3), torch.randn(2, 3)
     out = modulate(x, shift, scale)
     assert torch.allclose(out[1, 4], x[1, 4] * (1 + scale[1]) + shift[1])
+    assert torch.equal(modulate(x, shift.unsqueeze(1), scale.unsqueeze(1)), out)  # (N, 1, W) as DiTBlock passes
+
+
+def test_modulate_under_autocast_matches_the_plain_formula():
+    # float32 LayerNorm output, bf16 shift and scale (a bf16 Linear's output): casting them to float32
+    # first gives x * (1 + scale) + shift exactly, with 1 + scale still formed in bf16
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 16, 32, generator=gen)
+    shift = (0.1 * torch.randn(4, 32, generator=gen)).bfloat16()
+    scale = (0.1 * torch.randn(4, 32, generator=gen)).bfloat16()
+    plain = x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+    out = modulate(x, shift, scale)
+    assert out.dtype == torch.float32 and torch.equal(out, plain)
+
+
+def test_layer_norm_no_affine_is_plain_layer_norm_bit_for_bit():
+    torch.manual_seed(0)
+    fast, plain = LayerNormNoAffine(24), torch.nn.LayerNorm(24, elementwise_affine=False, eps=1e-6)
+    x = torch.randn(5, 7, 24, requires_grad=True)
+    g = torch.randn(5, 7, 24)
+    y_fast, y_plain = fast(x), plain(x)
+    assert torch.equal(y_fast, y_plain)
+    assert torch.equal(torch.autograd.grad(y_fast, x, g)[0], torch.autograd.grad(y_plain, x, g)[0])
+    assert list(fast.parameters()) == [] and fast.state_dict() == {}  # the ones are not saved
+    assert not any(k.endswith("ones") for k in DiTBlock(16, 2).state_dict())  # checkpoints load as before
 
 
 @pytest.mark.parametrize("depth", [1, 2, 4])
