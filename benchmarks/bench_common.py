@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import platform
+import re
 import subprocess
 import tempfile
 import time
@@ -67,6 +68,9 @@ def models_at(rev: str):
                                 text=True, timeout=30, check=True).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise ValueError(f"--baseline {rev!r}: git cannot show ldae_lite/models.py at that revision ({e})") from None
+    # Outside its package the file's relative imports (`from . import validate`) name the package instead.
+    source = re.sub(r"^from \.(\w*) import", lambda m: f"from ldae_lite{'.' + m[1] if m[1] else ''} import", source,
+                    flags=re.M)
     path = Path(tempfile.mkdtemp(prefix="ldae_baseline_")) / f"models_at_{rev.replace('/', '_')}.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(path.stem, path)
