@@ -22,7 +22,7 @@ def test_pinned_values():
     smoke, lecture, full = BUDGETS["smoke"], BUDGETS["lecture"], BUDGETS["full"]
     assert (smoke.width, smoke.depth, smoke.heads, smoke.steps, smoke.batch_size) == (64, 2, 2, 30, 64)
     assert (smoke.probe_train, smoke.probe_test, smoke.probe_epochs) == (2048, 1000, 10)
-    assert (lecture.width, lecture.depth, lecture.heads, lecture.steps, lecture.batch_size) == (192, 6, 3, 300, 256)
+    assert (lecture.width, lecture.depth, lecture.heads, lecture.steps, lecture.batch_size) == (192, 6, 3, 1200, 128)
     assert (full.width, full.depth, full.heads, full.steps, full.batch_size, full.lr) == (384, 12, 6, 3000, 512, 5e-4)
     assert lecture.warmup_frac == full.warmup_frac == 0.05
 

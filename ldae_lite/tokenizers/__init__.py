@@ -13,9 +13,12 @@ tokenizer's sophistication. Objectives (Sec. 4.2; x is the image for the conv VA
 All share one interface (base.py): ``encode(images) -> (N, L, d)``, ``decode(z) -> (N, C, H, W)``,
 ``fit(...)``; registry.py builds them by kind. Each token covers a patch_size x patch_size pixel patch
 (8 for 32x32 images: L = 16 tokens).
-After fitting, latents are multiplied by a scalar ``latent_scale`` (1 / std of the latents, like
-Stable Diffusion's 0.18215) so that noise of standard deviation sigma means the same thing for every
-tokenizer; decode divides it out. Whitened PCA latents already have unit variance per coordinate.
+After fitting, every tokenizer's latent coordinates have unit variance, so that noise of standard deviation
+sigma means the same thing for every tokenizer and every step of the trajectory changes one thing: the
+learned tokenizers multiply each coordinate by its ``latent_scale`` (1 / that coordinate's std, a (d,)
+vector; Stable Diffusion uses one number, 0.18215, for all), and whitened patch PCA divides coordinate i
+by sqrt(lambda_i), which is the same thing. decode divides the scale out. The paper's plain orthonormal
+PCA (``whiten=False``) has one global scale instead: results/README.md lists the runs that measure it.
 """
 
 from .base import Tokenizer, save_tokenizer

@@ -45,6 +45,13 @@ class LearnedTokenizer(Tokenizer):
     default_lr = 1e-3
     betas = (0.9, 0.999)  # AdamW's defaults
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # One scale per latent coordinate (d,), set by _finish_fit to 1 / that coordinate's std, so that every
+        # latent coordinate has unit variance, as whitened patch PCA's have: the tokenizer steps (6: conv VAE ->
+        # patch VAE, 7: -> patch AE, 8: -> patch PCA) then change the tokenizer and not the normalization.
+        self.register_buffer("latent_scale", torch.ones(self.latent_dim))
+
     def training_loss(self, x, step, steps, generator, perceptual):
         raise NotImplementedError
 
@@ -114,13 +121,15 @@ class LearnedTokenizer(Tokenizer):
 
     @torch.no_grad()
     def _finish_fit(self, x_all: torch.Tensor, gen: torch.Generator, n_eval: int = 2048) -> dict:
-        """Set latent_scale = 1 / std of the raw latents and measure the reconstruction MSE."""
+        """Set latent_scale = 1 / std of each raw latent coordinate (over images and tokens) and measure the
+        reconstruction MSE. The stats report the mean of the d scales."""
         self.eval()
         x = x_all[torch.randperm(len(x_all), generator=gen)[:n_eval].to(x_all.device)]
         z = batched(self._encode_raw, x, 512)  # (n_eval, L, d)
-        self.latent_scale.fill_(1.0 / z.float().std().clamp_min(1e-8).item())
+        self.latent_scale.copy_(1.0 / z.float().flatten(0, 1).std(0).clamp_min(1e-8))  # (d,)
         self.fitted.fill_(True)
-        return {"kind": self.kind, "recon_mse": self.reconstruction_mse(x), "latent_scale": self.latent_scale.item()}
+        return {"kind": self.kind, "recon_mse": self.reconstruction_mse(x),
+                "latent_scale": self.latent_scale.mean().item()}
 
 
 class PatchAE(LearnedTokenizer):
