@@ -12,6 +12,8 @@ DATASET ?=
 SEEDS  ?= 0
 WORKERS ?=
 TRAIN_STEPS ?=
+# `make trajectory SET="steps=300 batch_size=256"` overrides budget fields (the report names them).
+SET ?=
 # `make book NOTEBOOKS="00 04"` renders only those notebooks.
 NOTEBOOKS ?=
 
@@ -40,7 +42,8 @@ test: data
 
 trajectory: data
 	$(BIN)/python -m ldae_lite trajectory $(if $(BUDGET),--budget $(BUDGET)) $(if $(DATASET),--dataset $(DATASET)) \
-		--seeds $(SEEDS) $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRAIN_STEPS),--train-steps $(TRAIN_STEPS))
+		--seeds $(SEEDS) $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRAIN_STEPS),--train-steps $(TRAIN_STEPS)) \
+		$(if $(SET),--set $(SET))
 
 # The executed series as static HTML in build/book/ (index.html links every notebook), at the current budget
 # and dataset; trained runs come from the cache in runs/, so a second build only re-executes the cells.

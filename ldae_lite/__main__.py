@@ -33,6 +33,11 @@ def main(argv=None) -> int:
         if args.train_steps < 1:
             parser.error(f"--train-steps {args.train_steps}: must be >= 1")
         args.budget = dataclasses.replace(args.budget, steps=args.train_steps)
+    if args.set:
+        try:
+            args.budget = budgets.with_settings(args.budget, args.set)
+        except validate.BadInput as e:
+            parser.error(f"--set: {e}")
     return {"pixels": _pixels, "run": _run, "trajectory": _trajectory}[args.command](args)
 
 
@@ -50,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                             f"images, root/<class>/<image> (default: ${data.ENV_VAR} or {data.DEFAULT})")
         p.add_argument("--train-steps", type=int, default=None, metavar="N",
                        help="the budget's optimizer steps, overridden (the report and its files name the change)")
+        p.add_argument("--set", nargs="+", default=None, metavar="FIELD=VALUE",
+                       help="override budget fields, e.g. --set steps=300 batch_size=256 (see ldae_lite/budgets.py; "
+                            "the report and its files name the change)")
         p.add_argument("--fresh", action="store_true",
                        help="reuse nothing cached: fit, train and probe again, once each (same as LDAE_FRESH=1)")
 

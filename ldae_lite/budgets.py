@@ -9,13 +9,14 @@ is run. The recipe (what the paper changes step by step) is separate: any recipe
 | lecture | a laptop CPU (default)   | trends visible in a few minutes per notebook               |
 | full    | one GPU (sized for H100) | the trajectory with enough signal to compare to the paper  |
 
-Override single fields with ``dataclasses.replace(get_budget("lecture"), steps=800)``.
+Override single fields with ``dataclasses.replace(get_budget("lecture"), steps=800)``, or on the command line
+with ``--set steps=800 batch_size=256`` (:func:`with_settings`); reports and their files name the change.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import validate
 
@@ -127,6 +128,33 @@ def get_budget(name: str | Budget | None = None) -> Budget:
     return BUDGETS[key]
 
 
+def with_settings(budget: Budget, settings) -> Budget:
+    """``budget`` with fields set from ``FIELD=VALUE`` strings (``--set steps=300 batch_size=256``), each
+    value read as its field's type ("none" for a subset means the whole split). Errors name the setting
+    and what is allowed."""
+    if isinstance(settings, str):
+        settings = [settings]
+    changes = {}
+    for item in settings:
+        field, sep, text = str(item).partition("=")
+        field, text = field.strip(), text.strip()
+        if not sep or not field or not text:
+            raise validate.BadValue(f"setting {item!r} must be FIELD=VALUE, e.g. steps=300")
+        if field == "name" or field not in Budget.__dataclass_fields__:
+            allowed = [f for f in Budget.__dataclass_fields__ if f != "name"]
+            raise validate.BadValue(f"setting {item!r}: unknown budget field {field!r}; allowed: {allowed}")
+        if field in _SUBSETS and text.lower() == "none":
+            changes[field] = None
+            continue
+        kind = int if field in _INTEGERS or field in _SUBSETS else float
+        try:
+            changes[field] = kind(text)
+        except ValueError:
+            raise validate.BadType(f"setting {item!r}: {field} must be {'an int' if kind is int else 'a number'}"
+                                   f"{' or none' if field in _SUBSETS else ''}, got {text!r}") from None
+    return replace(budget, **changes)  # Budget checks the values themselves (ranges, divisibility)
+
+
 def overrides(budget: Budget) -> dict:
     """The fields where ``budget`` differs from the preset it is named after: ``{}`` for a preset itself,
     ``{"steps": 1200}`` for ``dataclasses.replace(get_budget("lecture"), steps=1200)``. A budget whose name
@@ -147,4 +175,4 @@ def slug(budget: Budget) -> str:
     return "_".join([budget.name] + [f"{k}{v}" for k, v in overrides(budget).items()])
 
 
-__all__ = ["Budget", "BUDGETS", "DEFAULT", "ENV_VAR", "get_budget", "label", "overrides", "slug"]
+__all__ = ["Budget", "BUDGETS", "DEFAULT", "ENV_VAR", "get_budget", "label", "overrides", "slug", "with_settings"]

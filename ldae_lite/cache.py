@@ -95,7 +95,8 @@ RESULT_SCHEMA = validate.dataclass_schema(Result)
 BASELINE_SCHEMA = {"linear": float, "knn": float, "base_lr?": float, "n_train": int, "n_test": int, "seconds": float}
 REPORT_SCHEMA = {  # a trajectory report (trajectory.run), as report.py and compare.py read it
     "meta": {"budget": str, "dataset": str, "seeds": [int], "device": str, "torch": str, "commit": str,
-             "created": str, "wall_seconds": float, "label?": str, "overrides?": dict, "file_stem?": str},
+             "created": str, "wall_seconds": float, "label?": str, "overrides?": dict, "file_stem?": str,
+             "note?": str},
     "raw_pixels": {"linear": float, "knn": float},
     "steps": [{"key": str, "label": str, "legitimate": bool, "paper": float, "mean": (float, type(None)),
                "std": (float, type(None)), "knn": (float, type(None)), "frechet": (float, type(None)),

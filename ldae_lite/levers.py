@@ -16,7 +16,8 @@ from .stats import change_summary
 from .tables import markdown_table
 
 # What reference() and group_markdown() read of the table (cache.read_record: "name?" may be missing).
-SCHEMA = {"meta": {"budget": str, "device": str, "commit": str, "created": str, "command": str, "changes?": [dict]},
+SCHEMA = {"meta": {"budget": str, "device": str, "commit": str, "created": str, "command": str, "changes?": [dict],
+                   "label?": str, "note?": str},
           "rows": [{"group": str, "dataset": str, "what": str, "accuracy": float, "note": str,
                     "knn?": (float, type(None)), "train_seconds?": (float, type(None))}]}
 
@@ -65,6 +66,7 @@ def to_markdown(meta: dict, rows: list[dict]) -> str:
                             for r in rows])
     gaps = ", ".join(f"{gap:+.2f}" + (" points" if i == 0 else "") + f" on {dataset}"
                      for i, (dataset, gap) in enumerate(meta["ldae_minus_raw"].items()))
-    return (f"Budget `{meta['budget']}`, seed {meta['seed']}, {meta['device']}, commit `{meta['commit']}`, "
-            f"{meta['created']}, {meta['wall_seconds'] / 60:.1f} min; `{meta['command'].strip()}`.\n\n" + table
+    note = f"Note: {meta['note']}.\n\n" if meta.get("note") else ""
+    return (f"Budget `{meta.get('label', meta['budget'])}`, seed {meta['seed']}, {meta['device']}, commit `{meta['commit']}`, "
+            f"{meta['created']}, {meta['wall_seconds'] / 60:.1f} min; `{meta['command'].strip()}`.\n\n" + note + table
             + f"\nl-DAE minus raw pixels: {gaps}.\n" + changes_markdown(meta))

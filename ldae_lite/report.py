@@ -34,7 +34,8 @@ def to_markdown(report: dict) -> str:
     head = (f"Budget `{m.get('label', m['budget'])}`, dataset `{m['dataset']}`, seeds {m['seeds']}, {m['device']}, "
             f"torch {m['torch']}, commit `{m['commit']}`, {m['created']}, wall time {m['wall_seconds'] / 60:.1f} min.\n"
             f"\nRaw-pixel baseline: linear probe {raw['linear']:.2f}%, kNN {raw['knn']:.2f}%. Final step minus raw "
-            f"pixels: {fmt(report['steps'][-1]['mean'] - raw['linear'], 2, signed=True, empty='')} points.\n\n")
+            f"pixels: {fmt(report['steps'][-1]['mean'] - raw['linear'], 2, signed=True, empty='')} points.\n\n"
+            + (f"Note: {m['note']}.\n\n" if m.get("note") else ""))
     rows = []
     for i, r in enumerate(report["steps"], 1):
         rows.append([i, _step_label(r), fmt_mean_std(r["mean"], r["std"]),
@@ -131,11 +132,13 @@ def describe_report(report: dict, source=None) -> str:
 
 
 def report_training(report: dict) -> str:
-    """How long a report's runs trained: "300 steps" (its budget's, or the ``--train-steps`` override)."""
+    """How long a report's runs trained: "1200 steps of 128" (its budget's, or the overrides')."""
     m = report["meta"]
     preset = budgets_mod.BUDGETS.get(m["budget"])
-    steps = (m.get("overrides") or {}).get("steps") or (preset.steps if preset else None)
-    return f"budget {m['budget']}" if steps is None else f"{steps} steps"
+    if preset is None:
+        return f"budget {m['budget']}"
+    over = m.get("overrides") or {}
+    return f"{over.get('steps', preset.steps)} steps of {over.get('batch_size', preset.batch_size)}"
 
 
 # --------------------------------------------------------------------------------------------------

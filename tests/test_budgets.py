@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 
+from ldae_lite import budgets, validate
 from ldae_lite.budgets import BUDGETS, Budget, get_budget
 
 
@@ -69,13 +70,26 @@ def test_invalid_fields():
 
 
 def test_overrides_label_and_slug_name_what_differs_from_the_preset():
-    from ldae_lite import budgets
+    from ldae_lite import budgets, validate
 
     lecture = get_budget("lecture")
     assert budgets.overrides(lecture) == {}
     assert budgets.label(lecture) == "lecture" and budgets.slug(lecture) == "lecture"
-    longer = dataclasses.replace(lecture, steps=1200, lr=5e-4)
-    assert budgets.overrides(longer) == {"steps": 1200, "lr": 5e-4}
-    assert budgets.label(longer) == "lecture, steps=1200, lr=0.0005"
-    assert budgets.slug(longer) == "lecture_steps1200_lr0.0005"
+    longer = dataclasses.replace(lecture, steps=4800, lr=5e-4)
+    assert budgets.overrides(longer) == {"steps": 4800, "lr": 5e-4}
+    assert budgets.label(longer) == "lecture, steps=4800, lr=0.0005"
+    assert budgets.slug(longer) == "lecture_steps4800_lr0.0005"
     assert budgets.overrides(Budget(name="mine", steps=7)) == {}  # no preset of that name to differ from
+
+
+def test_with_settings_reads_each_field_as_its_type_and_names_the_change():
+    lecture = BUDGETS["lecture"]
+    b = budgets.with_settings(lecture, ["steps=300", "batch_size=256", "lr=2e-3", "probe_train=none"])
+    assert (b.steps, b.batch_size, b.lr, b.probe_train) == (300, 256, 2e-3, None)
+    assert budgets.overrides(b) == {"steps": 300, "batch_size": 256, "lr": 2e-3}
+    assert budgets.slug(b) == "lecture_steps300_batch_size256_lr0.002"
+    assert budgets.with_settings(lecture, "steps=1200") == lecture  # the preset's own value: no override
+    for bad, words in (("steps=1.5", "must be an int"), ("lr=fast", "must be a number"), ("name=x", "unknown"),
+                       ("=3", "FIELD=VALUE"), ("probe_epochs=0", ">= 1")):
+        with pytest.raises(validate.BadInput, match=words):
+            budgets.with_settings(lecture, [bad])

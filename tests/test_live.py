@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ldae_lite import live
+from ldae_lite import budgets, live
 from ldae_lite.budgets import get_budget
 from ldae_lite.experiment import Result
 from ldae_lite.recipes import STEPS, TRAJECTORY
@@ -116,9 +116,9 @@ def test_no_reference_for_this_budget_or_dataset(tmp_path):
 
 def test_a_preset_budget_reads_the_preset_report_an_overridden_one_its_own(tmp_path):
     preset = write_report(tmp_path, ACCURACIES)
-    longer = write_report(tmp_path, [[80.0, 81.0, 82.0]] * 13, overrides={"steps": 1200})
+    longer = write_report(tmp_path, [[80.0, 81.0, 82.0]] * 13, overrides={"steps": 4800})
     assert live.reference_report("digits", "lecture", [tmp_path])[0] == preset
-    budget = dataclasses.replace(get_budget("lecture"), steps=1200)
+    budget = dataclasses.replace(get_budget("lecture"), steps=4800)
     assert live.reference_report("digits", budget, [tmp_path])[0] == longer
     assert "81.00 ± 1.00" in live.beside_reference("no_class_cond", 81.0, budget, "digits", folders=[tmp_path])
     assert live.reference_report("digits", dataclasses.replace(budget, steps=600), [tmp_path]) is None
@@ -154,19 +154,21 @@ def test_a_change_needs_ordered_steps_and_the_same_seeds():
 
 
 def test_the_shipped_reference():
-    text = live.beside_reference("no_class_cond", 60.12, "lecture", "fashion-mnist-m")
-    shipped = "`results/lecture/trajectory_fashion-mnist-m_lecture.json`"
+    # the reference made when the lecture preset was 300 steps of 256: a budget with those overrides reads it
+    old = budgets.with_settings(get_budget("lecture"), ["steps=300", "batch_size=256"])
+    text = live.beside_reference("no_class_cond", 60.12, old, "fashion-mnist-m")
+    shipped = "`results/lecture/trajectory_fashion-mnist-m_lecture_steps300_batch_size256.json`"
     assert f"- reference: 60.48 ± 1.20 % over seeds 0, 1, 2 ({shipped})" in text
     assert "change from step 1: -0.03 (within noise)" in text
     assert "**inside**" in text and "(58.09 to 62.87, 3 seeds)" in text
-    change = live.change_beside_reference("no_adversarial", "linear_gamma2", 59.0, 60.0, "lecture", "fashion-mnist-m")
+    change = live.change_beside_reference("no_adversarial", "linear_gamma2", 59.0, 60.0, old, "fashion-mnist-m")
     assert "+0.89 ± 1.17 (3 seeds: 59.01 ± 0.34 -> 59.90 ± 0.95); within noise" in change
     assert "(-1.46 to +3.23, 3 seeds)" in change and "- paper change: +4.4 (59.0 → 63.4 %)" in change
     smoke = live.beside_reference("predict_image", 30.0, "smoke", "fashion-mnist-m")
     assert "no shipped reference for budget `smoke` on `fashion-mnist-m`" in smoke and "LDAE_BUDGET=lecture" in smoke
-    longer = live.beside_reference("linear_gamma2", 63.6, dataclasses.replace(get_budget("lecture"), steps=1200),
+    longer = live.beside_reference("linear_gamma2", 63.6, dataclasses.replace(get_budget("lecture"), batch_size=256),
                                    "fashion-mnist-m")
-    assert "trajectory_fashion-mnist-m_lecture_steps1200.json" in longer
+    assert "trajectory_fashion-mnist-m_lecture_batch_size256.json" in longer
 
 
 def test_side_experiments_from_the_shipped_levers_table(tmp_path):

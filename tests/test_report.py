@@ -90,9 +90,11 @@ def test_best_report_prefers_complete_then_larger_budget():
 
 def test_report_training():
     rep = fake_report([1.0, 2.0])
-    assert report.report_training(rep) == "300 steps"
-    rep["meta"]["overrides"] = {"steps": 1200}
-    assert report.report_training(rep) == "1200 steps"
+    assert report.report_training(rep) == "1200 steps of 128"
+    rep["meta"]["overrides"] = {"steps": 4800}
+    assert report.report_training(rep) == "4800 steps of 128"
+    rep["meta"]["overrides"] = {"steps": 300, "batch_size": 256}
+    assert report.report_training(rep) == "300 steps of 256"
     rep["meta"]["budget"] = "custom"
     rep["meta"]["overrides"] = {}
     assert report.report_training(rep) == "budget custom"
