@@ -67,6 +67,7 @@ def to_markdown(meta: dict, rows: list[dict]) -> str:
     gaps = ", ".join(f"{gap:+.2f}" + (" points" if i == 0 else "") + f" on {dataset}"
                      for i, (dataset, gap) in enumerate(meta["ldae_minus_raw"].items()))
     note = f"Note: {meta['note']}.\n\n" if meta.get("note") else ""
-    return (f"Budget `{meta.get('label', meta['budget'])}`, seed {meta['seed']}, {meta['device']}, commit `{meta['commit']}`, "
-            f"{meta['created']}, {meta['wall_seconds'] / 60:.1f} min; `{meta['command'].strip()}`.\n\n" + note + table
+    return (f"Budget `{meta.get('label', meta['budget'])}`, seed {meta['seed']}, {meta['device']}, "
+            f"commit `{meta['commit']}`, {meta['created']}, {meta['wall_seconds'] / 60:.1f} min; "
+            f"`{meta['command'].strip()}`.\n\n" + note + table
             + f"\nl-DAE minus raw pixels: {gaps}.\n" + changes_markdown(meta))

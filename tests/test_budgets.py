@@ -70,7 +70,7 @@ def test_invalid_fields():
 
 
 def test_overrides_label_and_slug_name_what_differs_from_the_preset():
-    from ldae_lite import budgets, validate
+    from ldae_lite import budgets
 
     lecture = get_budget("lecture")
     assert budgets.overrides(lecture) == {}

@@ -25,8 +25,8 @@ LAYERS = (
     ("probing, sampling", {"probe", "sampling"}, False),
     ("experiment", {"cache", "builders", "experiment", "own_images"}, True),
     ("the trajectory runner", {"trajectory"}, False),
-    ("teaching", {"widgets", "plots", "analysis", "report", "figures", "compare", "levers", "live", "outputs", "inline",
-                  "exercises"}, True),
+    ("teaching", {"widgets", "plots", "analysis", "report", "search", "figures", "compare", "levers", "live",
+                  "outputs", "inline", "exercises"}, True),
     ("command line", {"__main__"}, False),
 )
 
