@@ -30,7 +30,8 @@ from .cache import git_commit, is_done, tokenizer_key, trains_tokenizer
 from .experiment import pixel_baseline
 from .experiment import run as run_step
 from .lifeline import end_with_parent
-from .recipes import TRAJECTORY, Step
+from .data import dataset_name
+from .recipes import STEPS, TRAJECTORY, Step
 from .stats import mean_std, noise_bar
 from .tables import fmt_mean_std
 
@@ -124,6 +125,23 @@ def steps_to_run(budget=None, dataset: str = "fashion-mnist", seeds=(0,), run_al
         return TRAJECTORY
     return tuple(s for s in TRAJECTORY
                  if s.key in always or all(is_done(s.recipe, budget, dataset, seed) for seed in seeds))
+
+
+def train_first(keys, budget=None, dataset: str | None = None, seed: int = 0, workers: int | None = None) -> int:
+    """Train the trajectory steps ``keys`` at one seed, ``workers`` at a time, so that the cells after it
+    read each run from the cache. A notebook that shows several steps calls this first: on a 2-core CPU
+    two one-thread runs side by side finish sooner than the same runs one after another on both cores
+    (:func:`default_workers`). Cached runs are skipped. Returns how many runs were trained."""
+    unknown = [k for k in keys if k not in STEPS]
+    if unknown or isinstance(keys, str):
+        raise validate.BadValue(f"keys={keys!r}: each must be a trajectory step, one of {tuple(STEPS)}")
+    budget, dataset = budgets_mod.get_budget(budget), dataset_name(dataset)
+    steps = tuple(STEPS[k] for k in keys)
+    todo = [s for s in steps if not is_done(s.recipe, budget, dataset, seed)]
+    if todo:
+        run(budget, dataset, seeds=(seed,), steps=tuple(todo), generate=False, workers=workers)
+    print(f"{len(todo)} of {len(steps)} runs trained here, {len(steps) - len(todo)} read from the cache")
+    return len(todo)
 
 
 def default_workers(device) -> int:

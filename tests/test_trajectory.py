@@ -101,3 +101,16 @@ def test_cli_trajectory_with_train_steps_names_the_override(runs, capsys):
     with pytest.raises(SystemExit):
         main(["trajectory", "--train-steps", "0"])
     assert "--train-steps 0: must be >= 1" in capsys.readouterr().err
+
+
+def test_train_first_trains_the_missing_runs_then_reads_them_from_the_cache(runs, capsys):
+    from ldae_lite import experiment, trajectory
+    from ldae_lite.recipes import STEPS
+
+    keys = ["patch_pca", "predict_x0"]
+    assert trajectory.train_first(keys, "smoke", "digits", seed=0, workers=1) == 2
+    assert all(experiment.is_done(STEPS[k].recipe, "smoke", "digits", 0) for k in keys)
+    assert trajectory.train_first(keys, "smoke", "digits", seed=0) == 0  # all cached: nothing trained
+    assert "0 of 2 runs trained here, 2 read from the cache" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="'nope'.*one of"):
+        trajectory.train_first(["nope"], "smoke", "digits")
