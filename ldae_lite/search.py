@@ -19,6 +19,7 @@ The cheapest candidate that reaches :data:`TARGET` signed changes is the one to 
 
 from __future__ import annotations
 
+from .cache import RESULTS_DIR
 from .stats import mean_std, noise_bar
 from .tables import fmt, markdown_table
 
@@ -102,4 +103,13 @@ def to_markdown(rows: list[dict], dataset: str) -> str:
             f"{table}\n{verdict}\n")
 
 
-__all__ = ["SIGNED", "TARGET", "beyond", "candidate_row", "signed_beyond_noise", "to_markdown"]
+def shipped_markdown(path=None) -> str:
+    """The shipped search table (``results/search/budget_search.md``, written by scripts/budget_search.py),
+    or a line saying how to make it."""
+    path = RESULTS_DIR / "search" / "budget_search.md" if path is None else path
+    if not path.is_file():
+        return "No budget search is shipped (`results/search/budget_search.md`): `make search` makes it."
+    return path.read_text()
+
+
+__all__ = ["SIGNED", "shipped_markdown", "TARGET", "beyond", "candidate_row", "signed_beyond_noise", "to_markdown"]

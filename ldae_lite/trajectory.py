@@ -27,10 +27,10 @@ from . import device as device_mod
 from . import timing, validate
 from .builders import get_cnn, get_tokenizer, needs_cnn
 from .cache import git_commit, is_done, tokenizer_key, trains_tokenizer
+from .data import dataset_name
 from .experiment import pixel_baseline
 from .experiment import run as run_step
 from .lifeline import end_with_parent
-from .data import dataset_name
 from .recipes import STEPS, TRAJECTORY, Step
 from .stats import mean_std, noise_bar
 from .tables import fmt_mean_std

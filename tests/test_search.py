@@ -48,3 +48,9 @@ def test_the_table_names_the_cheapest_candidate_that_reaches_the_target():
     assert short.splitlines()[-1] == "No candidate reaches 7 of 11; the best, **five**, has 5, 2 short."
     cached = search.to_markdown([search.candidate_row("c", fake([], trained=3), [])], "digits")
     assert "≥ 66.7 (2 workers, 0 runs cached)" not in cached and "(2 workers)" in cached
+
+
+def test_the_shipped_table_or_how_to_make_it(tmp_path):
+    assert "make search" in search.shipped_markdown(tmp_path / "none.md")
+    shipped = search.shipped_markdown()
+    assert "paper's sign, beyond noise (of 11)" in shipped and "300 steps of 256" in shipped
