@@ -82,7 +82,9 @@ def main(argv=None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     write_json(OUT / "budget_search.json", {"meta": meta, "rows": rows})
     text = (f"Commit `{meta['commit']}`, {meta['created']}, {meta['device']}; `{meta['command'].strip()}`.\n\n"
-            + search.to_markdown(rows, dataset))
+            + search.to_markdown(rows, dataset)
+            + "\nThe commit column names the code that made each report; results/README.md says which reports predate "
+            "the current code (one latent scale per coordinate for every tokenizer).\n")
     write_text(OUT / "budget_search.md", text)
     print(text)
     return 0

@@ -43,9 +43,14 @@ def test_the_table_names_the_cheapest_candidate_that_reaches_the_target():
     good = search.candidate_row("good", fake([(True, False)] * 7 + [(False, False)] * 4, train_seconds=20.0), [])
     costly = search.candidate_row("costly", fake([(True, False)] * 9 + [(True, True)] * 2, train_seconds=90.0), [])
     text = search.to_markdown([cheap, good, costly], "digits")
-    assert "**good**" in text.splitlines()[-1] and "not measured" in text and "| **0** |" in text
+    assert "Cheapest candidate with at least 7 of 11 signed changes beyond noise: **good**" in text
+    assert "not measured" in text and "| **0** |" in text
+    assert "good: 7 of 11 at 3.3 wall minutes a seed from an empty cache, within the 30-minute goal." in text
+    slow = search.candidate_row("slow", fake([(True, False)] * 6, wall=3 * 35.5 * 60), [])
+    assert "slow: 6 of 11 at 35.5 wall minutes a seed from an empty cache, 5.5 over the 30-minute goal." in \
+        search.to_markdown([slow], "digits")
     short = search.to_markdown([cheap, search.candidate_row("five", fake([(True, False)] * 5), [])], "digits")
-    assert short.splitlines()[-1] == "No candidate reaches 7 of 11; the best, **five**, has 5, 2 short."
+    assert "\nNo candidate reaches 7 of 11; the best, **five**, has 5, 2 short.\n" in short
     cached = search.to_markdown([search.candidate_row("c", fake([], trained=3), [])], "digits")
     assert "≥ 66.7 (2 workers, 0 runs cached)" not in cached and "(2 workers)" in cached
 
