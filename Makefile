@@ -45,13 +45,13 @@ trajectory: data
 		--seeds $(SEEDS) $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRAIN_STEPS),--train-steps $(TRAIN_STEPS)) \
 		$(if $(SET),--set $(SET))
 
-# The executed series as static HTML in build/book/ (index.html links every notebook), at the current budget
-# and dataset; trained runs come from the cache in runs/, so a second build only re-executes the cells.
 # The budget search (scripts/budget_search.py): each candidate's 3-seed trajectory and pixel-space DAE,
 # trained where missing (hours on 2 CPU cores; resumes from the run cache), scored in results/search/.
 search: data
 	$(BIN)/python scripts/budget_search.py --run $(if $(DATASET),--dataset $(DATASET)) $(if $(WORKERS),--workers $(WORKERS))
 
+# The executed series as static HTML in build/book/ (index.html links every notebook), at the current budget
+# and dataset; trained runs come from the cache in runs/, so a second build only re-executes the cells.
 book: data
 	$(BIN)/python scripts/book.py $(if $(BUDGET),--budget $(BUDGET)) $(if $(DATASET),--dataset $(DATASET)) \
 		$(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS))

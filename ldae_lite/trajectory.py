@@ -132,8 +132,7 @@ def train_first(keys, budget=None, dataset: str | None = None, seed: int = 0, wo
     read each run from the cache. A notebook that shows several steps calls this first: on a 2-core CPU
     two one-thread runs side by side finish sooner than the same runs one after another on both cores
     (:func:`default_workers`). Cached runs are skipped. Returns how many runs were trained."""
-    unknown = [k for k in keys if k not in STEPS]
-    if unknown or isinstance(keys, str):
+    if isinstance(keys, str) or any(k not in STEPS for k in keys):
         raise validate.BadValue(f"keys={keys!r}: each must be a trajectory step, one of {tuple(STEPS)}")
     budget, dataset = budgets_mod.get_budget(budget), dataset_name(dataset)
     steps = tuple(STEPS[k] for k in keys)
