@@ -143,6 +143,15 @@ def probe_by_depth(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", 
     return _cached_probes(recipe, budget, dataset, seed, "depth", depths, compute, progress)
 
 
+def encoder_probes(recipe: Recipe, budget=None, dataset: str = "fashion-mnist", seed: int = 0,
+                   ts=FIXED_TS) -> dict:
+    """The trained run's probes at each fixed t (clean and noisy input) and after each block, in one process
+    (they share the run's analysis file): {"clean_t": {t: %}, "noisy_t": {t: %}, "depth": {k: %}}."""
+    return dict(clean_t=probe_at_t(recipe, budget, dataset, seed, ts, progress=False),
+                noisy_t=probe_at_t(recipe, budget, dataset, seed, ts, noisy=True, progress=False),
+                depth=probe_by_depth(recipe, budget, dataset, seed, progress=False))
+
+
 # --------------------------------------------------------------------------------------------------
 # §4.1: how much does a class-conditional denoiser lean on its label?
 # --------------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from .cache import RESULTS_DIR, read_record
 from .stats import change_summary
 from .tables import markdown_table
 
+SIDE_FILE = "side_experiments.json"  # the default pair's side experiments over seeds (scripts/side_experiments.py)
+
 # What reference() and group_markdown() read of the table (cache.read_record: "name?" may be missing).
 SCHEMA = {"meta": {"budget": str, "device": str, "commit": str, "created": str, "command": str, "changes?": [dict],
                    "label?": str, "note?": str},

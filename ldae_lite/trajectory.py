@@ -143,6 +143,31 @@ def train_first(keys, budget=None, dataset: str | None = None, seed: int = 0, wo
     return len(todo)
 
 
+def run_many(runs, budget=None, dataset: str | None = None, workers: int | None = None, after=None,
+             progress: bool = True) -> dict:
+    """Train and probe ``runs`` [(name, recipe, seed)] ``workers`` at a time, as a trajectory does (cached
+    runs are read, not trained), then the ``after`` jobs {name: (function, args, kwargs, names of the runs
+    it waits for)}, each in a worker once its runs are done. For side experiments: recipes that are not
+    trajectory steps. Returns {(name, seed): Result, "raw": the raw-pixel baseline, **{after name: what its
+    function returned}}."""
+    budget, dataset = budgets_mod.get_budget(budget), dataset_name(dataset)
+    names = [(name, seed) for name, _, seed in runs]
+    if len(set(names)) != len(names):
+        raise validate.BadValue(f"runs={names!r}: each (name, seed) must appear once")
+    device = device_mod.get_device()
+    steps = {(name, seed): (Step(name, name, recipe, None, True), seed) for name, recipe, seed in runs}
+    todo = [(step, s) for step, s in steps.values() if not is_done(step.recipe, budget, dataset, s)]
+    planned = _plan(todo, budget, dataset, False, device)
+    # the after jobs first: each starts as soon as its runs are done, before the runs still waiting
+    jobs = {job: (fn, args, kwargs, tuple(n for n in needs if n in planned))  # cached runs: nothing to wait for
+            for job, (fn, args, kwargs, needs) in (after or {}).items()} | planned
+    workers = default_workers(device) if workers is None else workers
+    results, _ = _run_jobs(jobs, workers, max(1, torch.get_num_threads() // workers), progress)
+    for name, (step, s) in steps.items():  # the cached ones: read here
+        results.setdefault(name, run_step(step.recipe, budget, dataset, s, progress=False))
+    return results
+
+
 def default_workers(device) -> int:
     """Runs at a time: 2 on a CPU with at least 2 threads, else 1.
 
@@ -259,4 +284,4 @@ def _announce(name, result, seconds: float) -> None:
         tqdm.write(f"  trained {name[0]} seed {name[1]}: probe {result.probe_accuracy:.2f}% "
                    f"({result.train_seconds:.0f} s at {result.images_per_s:.0f} img/s)")
     elif name != "raw":
-        tqdm.write(f"  fitted {name} ({seconds:.0f} s)")
+        tqdm.write(f"  done: {name} ({seconds:.0f} s)")

@@ -1,0 +1,176 @@
+"""The side experiments the notebooks show, on the default dataset and budget, over three seeds.
+
+Beside the 13 steps of the trajectory, the series shows what else moves the probe: the latent dimension d
+(notebook 05, Tab. 2), noise on pixels without PCA (05 and 08, Fig. 5), one noise level instead of many,
+75% masking instead of noise, the probe's fixed t and the encoder/decoder split (08), and the paper's
+orthonormal V instead of our whitened PCA latents (06). This script measures each at the default pair
+(``$LDAE_DATASET``, ``$LDAE_BUDGET``: Fashion-MNIST-M at ``lecture``) over seeds 0, 1, 2 and writes
+``results/<budget>/side_experiments.json`` and ``.md``, in the levers table's format (:mod:`ldae_lite.levers`),
+which the notebooks read where they do not train a side run themselves (``LIVE_SIDE_RUNS = False``).
+
+    .venv/bin/python scripts/side_experiments.py                  # ~80 min on 2 CPU cores from an empty cache
+    .venv/bin/python scripts/side_experiments.py --budget smoke   # seconds: checks that it runs
+
+The runs train two at a time (one process per core, as ``make trajectory``) and land in the run cache, so a
+second call only reads them. Rows that are trajectory steps (d = 16 is step 8; the whitened steps 12 and
+13) are taken from the shipped trajectory reference of the same dataset and budget when its training code
+is this code's, else trained here; the l-DAE runs are trained again either way (the fixed-t and depth
+probes need the model), and the table says whether they reproduce the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ldae_lite import analysis, budgets, cache, code_version, data, device, levers, live, recipes, trajectory  # noqa: E402
+from ldae_lite.stats import mean_std  # noqa: E402
+
+SEEDS = (0, 1, 2)
+DIMS = (4, 8, 32)  # d = 16 is the trajectory's (step 8)
+ORTHONORMAL_STEPS = ("image_output", "predict_image")  # steps 12 and 13 with the paper's unscaled V
+
+
+def side_runs(seeds) -> list[tuple[str, recipes.Recipe, int]]:
+    """[(name, recipe, seed)] in the order they are trained: what the fixed-t and depth probes wait for first."""
+    named = {"l-DAE": recipes.LDAE, "pixel-space DAE": recipes.PIXEL_DAE, "single noise level": recipes.SINGLE_NOISE,
+             "75% masking": recipes.MASKED_AE}
+    named |= {f"step {_number(k)}, orthonormal V": dataclasses.replace(recipes.STEPS[k].recipe, pca_whiten=False)
+              for k in ORTHONORMAL_STEPS}
+    named |= {f"patch PCA d = {d}": r for d, r in recipes.tokenizer_sweep("patch_pca", DIMS).items()}
+    return [(name, recipe, s) for name, recipe in named.items() for s in seeds]
+
+
+def _number(key: str) -> int:
+    return [s.key for s in recipes.TRAJECTORY].index(key) + 1
+
+
+def reference_steps(dataset: str, budget) -> dict[str, list[float]]:
+    """{step key: accuracies over SEEDS} of the shipped trajectory reference of this dataset and budget;
+    {} when none is shipped over SEEDS. Whether this code made it is checked by training l-DAE again."""
+    found = live.reference_report(dataset, budget)  # (path, report) or None
+    if found is None or tuple(found[1]["meta"]["seeds"]) != SEEDS:
+        return {}
+    report = found[1]
+    return {row["key"]: row["accuracies"] for row in report["steps"]}
+
+
+class Table:
+    """The rows and changes being written (the levers table's format)."""
+
+    def __init__(self, dataset: str, training: str):
+        self.dataset, self.training, self.rows, self.changes = dataset, training, [], []
+
+    def add(self, group: str, what: str, accs: list[float], note: str = "", knns=None, seconds=None):
+        mean, std = mean_std(accs)
+        spread = (f"mean ± std {mean:.2f} ± {std:.2f} over seeds {', '.join(map(str, SEEDS[:len(accs)]))}: "
+                  f"{', '.join(f'{a:.2f}' for a in accs)}") if std is not None else ""
+        self.rows.append(dict(group=group, dataset=self.dataset, what=what, accuracy=mean,
+                              knn=None if knns is None else mean_std(knns)[0], train_seconds=seconds,
+                              note="; ".join(x for x in (spread, note) if x)))
+        print(f"[{group}] {what}: {mean:.2f}%", flush=True)
+
+    def change(self, group: str, change: str, before: list[float], after: list[float]):
+        self.changes.append(dict(group=group, change=change, dataset=self.dataset, training=self.training,
+                                 before=list(before), after=list(after),
+                                 values=[b - a for a, b in zip(before, after)]))
+
+
+def measure(budget, dataset: str, seeds, workers) -> tuple[Table, float]:
+    """Train what is missing, probe, and fill the table. Returns (the table, l-DAE minus raw pixels)."""
+    ref = reference_steps(dataset, budget)
+    runs = side_runs(seeds)
+    after = {f"encoder probes, seed {s}": (analysis.encoder_probes, (recipes.LDAE, budget, dataset, s), {},
+                                          (("l-DAE", s),)) for s in seeds}
+    out = trajectory.run_many(runs, budget, dataset, workers, after)
+    same = ref.get("predict_image")
+    reproduced = [out[("l-DAE", s)].probe_accuracy for s in seeds] == same
+    steps = [(f"step {_number(k)}", recipes.STEPS[k].recipe, s) for k in ("patch_pca", "image_output") for s in seeds]
+    if not reproduced:  # no reference, or made by other code: its steps 8 and 12 are trained here too
+        print("the shipped trajectory reference is missing or was made by other code: training steps 8 and 12")
+        out |= trajectory.run_many(steps, budget, dataset, workers)
+    names = [name for name, _, s in runs + (steps if not reproduced else []) if s == seeds[0]]
+    acc = {name: [out[(name, s)].probe_accuracy for s in seeds] for name in names}
+    knn = {name: [out[(name, s)].knn_accuracy for s in seeds] for name in names}
+    secs = {name: sum(out[(name, s)].train_seconds for s in seeds) for name in names}
+    if reproduced:
+        acc |= {"step 8": ref["patch_pca"], "step 12": ref["image_output"]}
+    ldae, raw = acc["l-DAE"], out["raw"]
+    t = Table(dataset, f"{budget.steps} steps of {budget.batch_size}")
+    reproduced = ("reproduces the shipped trajectory's step 13 to the digit (so steps 8 and 12 are taken "
+                  "from it)" if reproduced else "")
+
+    def row(group, what, name, note=""):
+        t.add(group, what, acc[name], note, knn.get(name), secs.get(name))
+
+    t.add("dataset", "raw pixels", [raw["linear"]], f"probe base lr {raw['base_lr']:g} (chosen)", [raw["knn"]])
+    row("dataset", "pixel-space DAE (noise on pixels, no PCA)", "pixel-space DAE")
+    row("dataset", "l-DAE", "l-DAE", reproduced)
+    t.change("dataset", "pixel-space DAE -> l-DAE", acc["pixel-space DAE"], ldae)
+    t.change("dataset", "raw pixels -> l-DAE", [raw["linear"]] * len(seeds), ldae)
+
+    row("noise levels", "l-DAE (multi-level noise)", "l-DAE")
+    row("noise levels", "single noise level σ = √(1/3)", "single noise level")
+    t.change("noise levels", "single noise level σ = √(1/3) (from multi-level)", ldae, acc["single noise level"])
+
+    row("masking", "l-DAE (noise)", "l-DAE")
+    row("masking", "75% masking instead of noise (same backbone)", "75% masking")
+    t.change("masking", "75% masking (from noise)", ldae, acc["75% masking"])
+
+    for key, whitened in (("image_output", acc["step 12"]), ("predict_image", ldae)):
+        label = f"step {_number(key)} ({recipes.STEPS[key].label})"
+        t.add("whitening", f"{label}, whitened PCA latent (ours)", whitened, "the trajectory's")
+        row("whitening", f"{label}, orthonormal V (the paper's)", f"step {_number(key)}, orthonormal V")
+        t.change("whitening", f"{label}: orthonormal V (from whitened)", whitened,
+                 acc[f"step {_number(key)}, orthonormal V"])
+
+    big_d = recipes.get_step("patch_pca").recipe  # d = 16
+    for d in sorted((*DIMS, big_d.latent_dim)):
+        name = "step 8" if d == big_d.latent_dim else f"patch PCA d = {d}"
+        row("latent dim", f"patch PCA, d = {d}", name, "the trajectory's d (step 8)" if name == "step 8" else "")
+        if name != "step 8":
+            t.change("latent dim", f"patch PCA d = 16 -> d = {d}", acc["step 8"], acc[name])
+
+    probes = [out[f"encoder probes, seed {s}"] for s in seeds]
+    for ts in analysis.FIXED_TS:
+        for kind in ("clean", "noisy"):
+            t.add("fixed t", f"probe at t = {ts}, {kind} input", [p[f"{kind}_t"][ts] for p in probes],
+                  "run()'s probe" if (ts, kind) == (10, "clean") else "")
+    for k in range(budget.depth + 1):
+        t.add("depth", f"features after block {k} of {budget.depth}", [p["depth"][k] for p in probes],
+              "the encoder (the first half)" if k == budget.depth // 2 else "")
+    return t, mean_std(ldae)[0] - raw["linear"]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budget", default=None, choices=tuple(budgets.BUDGETS), help="default: $LDAE_BUDGET")
+    parser.add_argument("--dataset", default=None, help="default: $LDAE_DATASET")
+    parser.add_argument("--workers", type=int, default=None, help="runs at a time (default: 2 on a CPU)")
+    parser.add_argument("--out", default=None, help="folder for side_experiments.json/.md (default results/<budget>)")
+    args = parser.parse_args(argv)
+    budget, dataset = budgets.get_budget(args.budget), data.dataset_name(args.dataset)
+    start = time.perf_counter()
+    table, gap = measure(budget, dataset, SEEDS, args.workers)
+    command = "python scripts/side_experiments.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    meta = dict(budget=budget.name, label=budgets.label(budget), seed=SEEDS[0],
+                device=device.describe(device.get_device(verbose=False)), commit=cache.git_commit(),
+                training_code_hash=code_version.training_code_hash(), created=time.strftime("%Y-%m-%d %H:%M:%S"),
+                wall_seconds=time.perf_counter() - start, command=command.strip(), ldae_minus_raw={dataset: gap},
+                changes=table.changes)
+    out = Path(args.out) if args.out else ROOT / "results" / budget.name
+    cache.write_json(out / levers.SIDE_FILE, dict(meta=meta, rows=table.rows))
+    text = levers.to_markdown(meta, table.rows)
+    cache.write_text((out / levers.SIDE_FILE).with_suffix(".md"), text)
+    print("\n" + text + f"written: {out / levers.SIDE_FILE} and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
