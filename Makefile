@@ -17,7 +17,7 @@ SET ?=
 # `make book NOTEBOOKS="00 04"` renders only those notebooks.
 NOTEBOOKS ?=
 
-.PHONY: setup data lab test trajectory search book bench clean
+.PHONY: setup data lab test trajectory search side book bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,13 @@ trajectory: data
 # trained where missing (hours on 2 CPU cores; resumes from the run cache), scored in results/search/.
 search: data
 	$(BIN)/python scripts/budget_search.py --run $(if $(DATASET),--dataset $(DATASET)) $(if $(WORKERS),--workers $(WORKERS))
+
+# The side experiments the notebooks show (latent dimension, pixel-space DAE, one noise level, masking, orthonormal
+# V, fixed-t and depth probes) at the budget and dataset, seeds 0-2 (scripts/side_experiments.py; about 80 min on
+# 2 CPU cores from an empty cache), into results/<budget>/side_experiments.json and .md.
+side: data
+	$(BIN)/python scripts/side_experiments.py $(if $(BUDGET),--budget $(BUDGET)) $(if $(DATASET),--dataset $(DATASET)) \
+		$(if $(WORKERS),--workers $(WORKERS))
 
 # The executed series as static HTML in build/book/ (index.html links every notebook), at the current budget
 # and dataset; trained runs come from the cache in runs/, so a second build only re-executes the cells.

@@ -2,6 +2,9 @@
 it and writes ``results/<budget>/levers.json`` and ``levers.md``), read back and written as Markdown, so a
 lecture can show a group of it without training.
 
+``results/<budget>/side_experiments.json`` (``scripts/side_experiments.py``) has the same format: the side
+experiments the notebooks show, on the default dataset over three seeds.
+
 The table is {meta, rows}: meta holds the command, commit, device and time that made it, and ``changes``
 (a step and the step after it, probed over the same seeds); each row has group, dataset, what, accuracy,
 knn, train_seconds and note.
@@ -15,20 +18,28 @@ from .cache import RESULTS_DIR, read_record
 from .stats import change_summary
 from .tables import markdown_table
 
+FILE = "levers.json"  # scripts/levers.py: what limits the effects, mostly at the budget of earlier versions
 SIDE_FILE = "side_experiments.json"  # the default pair's side experiments over seeds (scripts/side_experiments.py)
 
 # What reference() and group_markdown() read of the table (cache.read_record: "name?" may be missing).
 SCHEMA = {"meta": {"budget": str, "device": str, "commit": str, "created": str, "command": str, "changes?": [dict],
                    "label?": str, "note?": str},
           "rows": [{"group": str, "dataset": str, "what": str, "accuracy": float, "note": str,
-                    "knn?": (float, type(None)), "train_seconds?": (float, type(None))}]}
+                    "knn?": (float, type(None)), "train_seconds?": (float, type(None)),
+                    "accuracies?": [float]}]}  # accuracies: one per seed, where a row ran over several
 
 
-def reference(group: str, budget: str = "lecture", folder=None):
-    """The rows of one group of the shipped levers table: (meta, rows), or None when the file is absent or
-    damaged (warned, naming the file and the field). folder: where levers.json is (default ``results/<budget>``)."""
-    path = Path(folder) / "levers.json" if folder is not None else RESULTS_DIR / budget / "levers.json"
-    table = read_record(path, SCHEMA, "showing no reference")
+def read(budget: str = "lecture", folder=None, file: str = FILE):
+    """(path, the whole table) of ``file`` (the levers table, or SIDE_FILE) in ``folder`` (default
+    ``results/<budget>``), or (path, None) when it is absent or damaged (warned, naming the file and the field)."""
+    path = (Path(folder) if folder is not None else RESULTS_DIR / budget) / file
+    return path, read_record(path, SCHEMA, "showing no reference")
+
+
+def reference(group: str, budget: str = "lecture", folder=None, file: str = FILE):
+    """The rows of one group of the shipped levers table (or of ``file``): (meta, rows), or None when the
+    file is absent or damaged. folder: where the file is (default ``results/<budget>``)."""
+    path, table = read(budget, folder, file)
     if table is None:
         return None
     groups = list(dict.fromkeys(r["group"] for r in table["rows"]))
@@ -40,8 +51,8 @@ def reference(group: str, budget: str = "lecture", folder=None):
 def group_markdown(meta: dict, rows: list[dict]) -> str:
     """A levers group as Markdown: where it comes from, then dataset / what / probe / note, then the changes
     measured over seeds in the rows' groups (:func:`changes_markdown`)."""
-    source = (f"Budget `{meta['budget']}`, {meta['device']}, commit `{meta['commit']}`, {meta['created']}; "
-              f"`{meta['command'].strip()}`.")
+    source = (f"Budget `{meta.get('label', meta['budget'])}`, {meta['device']}, commit `{meta['commit']}`, "
+              f"{meta['created']}; `{meta['command'].strip()}`.")
     table = markdown_table(["dataset", "what", "linear probe %", "note"],
                            [[r["dataset"], r["what"], r["accuracy"], r["note"]] for r in rows])
     return source + "\n\n" + table + "\n" + changes_markdown(meta, {r["group"] for r in rows})

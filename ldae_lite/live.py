@@ -256,48 +256,102 @@ def change_beside_reference(before_key: str, after_key: str, live_before, live_a
     return head + "".join(f"- {x}\n" for x in lines)
 
 
+def shipped_step(step_key: str, budget=None, dataset: str | None = None, *, flag: str = "LIVE_ALL_STEPS",
+                 folders=None) -> str:
+    """Markdown for a step a notebook shows without training it (its ``flag`` is False): the shipped
+    reference's accuracy over its seeds and its change from the step before, beside the paper's."""
+    p = paper_step(step_key)
+    budget, dataset = budgets_mod.get_budget(budget), data.dataset_name(dataset)
+    i = _ORDER.index(step_key)
+    head = (f"**Step {i + 1}, {p.label}: shipped, not trained here** (`{flag} = False`; set it to True to train "
+            f"it here)\n\n")
+    paper = f"paper: {p.accuracy:.1f} %" + (f"; change from step {i}: {p.accuracy - PAPER_STEPS[i - 1].accuracy:+.1f}"
+                                           if i else "")
+    found = reference_report(dataset, budget, folders)
+    by_key = {} if found is None else {r["key"]: r for r in found[1]["steps"]}
+    if step_key not in by_key:
+        return head + f"- {paper}\n- **no reference**: {_no_reference(dataset, budget, folders)}\n"
+    row = by_key[step_key]
+    lines = [f"reference: {fmt_mean_std(row['mean'], row.get('std'))} % over seeds "
+             f"{', '.join(map(str, found[1]['meta']['seeds']))} (`{_shown(found[0])}`)"]
+    if i and PAPER_STEPS[i - 1].key in by_key:
+        before = by_key[PAPER_STEPS[i - 1].key]
+        lines.append(f"reference change from step {i}: {change_summary(before['accuracies'], row['accuracies'])}")
+    return head + "".join(f"- {x}\n" for x in lines + [paper])
+
+
+def reference_means(budget=None, dataset: str | None = None, folders=None) -> dict[str, float]:
+    """{step key: mean probe accuracy %} of the shipped reference for ``dataset`` at ``budget``; {} if none."""
+    budget, dataset = budgets_mod.get_budget(budget), data.dataset_name(dataset)
+    found = reference_report(dataset, budget, folders)
+    return {} if found is None else {r["key"]: r["mean"] for r in found[1]["steps"]}
+
+
 # --------------------------------------------------------------------------------------------------
 # side experiments: the shipped levers table instead of training
 # --------------------------------------------------------------------------------------------------
+def _side(group: str, dataset: str, budget: str, folder=None):
+    """(path, meta, rows) of ``group`` for ``dataset``: from the side-experiment table of the default pair
+    (levers.SIDE_FILE) when it has them, else from the levers table; None when neither has."""
+    for file in (levers.SIDE_FILE, levers.FILE):
+        path, table = levers.read(budget, folder, file)
+        rows = [] if table is None else [r for r in table["rows"] if r["group"] == group and r["dataset"] == dataset]
+        if rows:
+            meta = table["meta"]
+            return path, {**meta, "changes": [c for c in meta.get("changes", []) if c.get("dataset") == dataset
+                                              and c.get("group") == group]}, rows
+    return None
+
+
 def side_rows(group: str, dataset: str, budget="lecture", folder=None):
-    """(meta, rows) of the shipped levers table's ``group`` for ``dataset`` (its changes too), or None when
-    the table is absent or has no row of that group for that dataset."""
+    """(meta, rows) of the shipped side-experiment rows of ``group`` for ``dataset`` (its changes too): from
+    ``side_experiments.json`` (the default pair, over seeds) or else ``levers.json``; None when neither has."""
+    found = _side(group, dataset, budget if isinstance(budget, str) else budget.name, folder)
+    return None if found is None else found[1:]
+
+
+def shipped_table(group: str, dataset: str, budget="lecture", folder=None) -> str:
+    """Markdown: the shipped rows of ``group`` for ``dataset``, with the file and the command that made
+    them; or a line saying that none are shipped."""
     name = budget if isinstance(budget, str) else budget.name
-    found = levers.reference(group, name, folder)
+    found = _side(group, dataset, name, folder)
     if found is None:
-        return None
-    meta, rows = found
-    rows = [r for r in rows if r["dataset"] == dataset]
-    meta = {**meta, "changes": [c for c in meta.get("changes", []) if c.get("dataset") == dataset]}
-    return (meta, rows) if rows else None
+        where = RESULTS_DIR / name if folder is None else Path(folder)
+        return (f"no group '{group}' rows for `{dataset}` are shipped (`{_shown(where / levers.SIDE_FILE)}`, "
+                f"`{_shown(where / levers.FILE)}`)")
+    path, meta, rows = found
+    return f"From `{_shown(path)}`. " + levers.group_markdown(meta, rows)
 
 
 def side_reference(group: str, dataset: str, budget="lecture", folder=None) -> str:
-    """Markdown for a side experiment that is not trained live (``LIVE_SIDE_RUNS = False``): the rows of
-    the shipped levers table's ``group`` for ``dataset``, with where they come from; or a line saying that
-    none are shipped and how to train them here."""
+    """Markdown for a side experiment that is not trained live (``LIVE_SIDE_RUNS = False``): the shipped
+    rows (:func:`shipped_table`), or a line saying that none are shipped and how to train them here."""
     name = budget if isinstance(budget, str) else budget.name
-    table = Path(folder) / "levers.json" if folder is not None else RESULTS_DIR / name / "levers.json"
-    found = side_rows(group, dataset, name, folder)
-    if found is None:
-        why = (f"`{_shown(table)}` has no group '{group}' rows for `{dataset}`" if table.is_file()
-               else f"no levers table is shipped for budget `{name}` (`{_shown(table)}`)")
-        return (f"**Not trained here, and not shipped**: {why}. Set `LIVE_SIDE_RUNS = True` (top of the "
-                "notebook) to train it here.")
-    return (f"**Shipped, not trained here** (`LIVE_SIDE_RUNS = False`): group '{group}' of `{_shown(table)}` "
-            f"for `{dataset}`. Set `LIVE_SIDE_RUNS = True` to train it here.\n\n" + levers.group_markdown(*found))
+    if _side(group, dataset, name, folder) is None:
+        return (f"**Not trained here, and not shipped**: {shipped_table(group, dataset, name, folder)}. Set "
+                "`LIVE_SIDE_RUNS = True` (top of the notebook) to train it here.")
+    return ("**Shipped, not trained here** (`LIVE_SIDE_RUNS = False`; set it to True to train it here). "
+            + shipped_table(group, dataset, name, folder))
+
+
+def shipped_seeds(group: str, dataset: str, budget="lecture", folder=None, field: str = "d",
+                  contains: str = "") -> dict[int, list[float]]:
+    """{value: linear probe % per seed} of the shipped rows of ``group`` for ``dataset`` whose description
+    names ``field = value`` and contains ``contains`` ("probe at t = 10, clean input" with field "t" and
+    contains "clean": {10: [...]}), sorted by value; {} when none are shipped. A row of one seed, or of an
+    older table that kept only the mean, gives a list of one."""
+    found = side_rows(group, dataset, budget, folder)
+    pattern = re.compile(rf"\b{re.escape(field)} = (\d+)\b")
+    out = {}
+    for row in [] if found is None else found[1]:
+        m = pattern.search(row["what"])
+        if m and contains in row["what"]:
+            out[int(m.group(1))] = [float(a) for a in row.get("accuracies") or [row["accuracy"]]]
+    return dict(sorted(out.items()))
 
 
 def shipped_sweep(group: str, dataset: str, budget="lecture", folder=None, field: str = "d") -> dict[int, float]:
     """{value: linear probe %} of the shipped rows of ``group`` for ``dataset`` that name ``field = value``
     in their description ("patch PCA, d = 16 of D = 192": {16: ...}), sorted; {} when none are shipped.
     Where a row ran over several seeds its accuracy is their mean (its note gives the spread)."""
-    found = side_rows(group, dataset, budget, folder)
-    pattern = re.compile(rf"\b{re.escape(field)} = (\d+)\b")
-    out = {}
-    for row in [] if found is None else found[1]:
-        m = pattern.search(row["what"])
-        if m:
-            out[int(m.group(1))] = float(row["accuracy"])
-    return dict(sorted(out.items()))
-
+    return {v: mean_std(accs)[0] for v, accs in shipped_seeds(group, dataset, budget, folder, field).items()}

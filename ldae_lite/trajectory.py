@@ -138,31 +138,33 @@ def train_first(keys, budget=None, dataset: str | None = None, seed: int = 0, wo
     steps = tuple(STEPS[k] for k in keys)
     todo = [s for s in steps if not is_done(s.recipe, budget, dataset, seed)]
     if todo:
-        run(budget, dataset, seeds=(seed,), steps=tuple(todo), generate=False, workers=workers)
+        run_many([(step.key, step.recipe, seed) for step in todo], budget, dataset, workers, raw=False)
     print(f"{len(todo)} of {len(steps)} runs trained here, {len(steps) - len(todo)} read from the cache")
     return len(todo)
 
 
 def run_many(runs, budget=None, dataset: str | None = None, workers: int | None = None, after=None,
-             progress: bool = True) -> dict:
+             progress: bool = True, raw: bool = True) -> dict:
     """Train and probe ``runs`` [(name, recipe, seed)] ``workers`` at a time, as a trajectory does (cached
     runs are read, not trained), then the ``after`` jobs {name: (function, args, kwargs, names of the runs
     it waits for)}, each in a worker once its runs are done. For side experiments: recipes that are not
-    trajectory steps. Returns {(name, seed): Result, "raw": the raw-pixel baseline, **{after name: what its
-    function returned}}."""
+    trajectory steps. Returns {(name, seed): Result, "raw": the raw-pixel baseline (when ``raw``), **{after
+    name: what its function returned}}."""
     budget, dataset = budgets_mod.get_budget(budget), dataset_name(dataset)
     names = [(name, seed) for name, _, seed in runs]
     if len(set(names)) != len(names):
         raise validate.BadValue(f"runs={names!r}: each (name, seed) must appear once")
+    if workers is not None and workers < 1:
+        raise validate.BadValue(f"workers={workers} must be >= 1 (or None for the default)")
     device = device_mod.get_device()
     steps = {(name, seed): (Step(name, name, recipe, None, True), seed) for name, recipe, seed in runs}
     todo = [(step, s) for step, s in steps.values() if not is_done(step.recipe, budget, dataset, s)]
-    planned = _plan(todo, budget, dataset, False, device)
+    planned = _plan(todo, budget, dataset, False, device, raw)
     # the after jobs first: each starts as soon as its runs are done, before the runs still waiting
     jobs = {job: (fn, args, kwargs, tuple(n for n in needs if n in planned))  # cached runs: nothing to wait for
             for job, (fn, args, kwargs, needs) in (after or {}).items()} | planned
-    workers = default_workers(device) if workers is None else workers
-    results, _ = _run_jobs(jobs, workers, max(1, torch.get_num_threads() // workers), progress)
+    workers = max(1, min(default_workers(device) if workers is None else workers, len(jobs)))  # one job: all threads
+    results = _run_jobs(jobs, workers, max(1, torch.get_num_threads() // workers), progress)[0] if jobs else {}
     for name, (step, s) in steps.items():  # the cached ones: read here
         results.setdefault(name, run_step(step.recipe, budget, dataset, s, progress=False))
     return results
@@ -192,7 +194,7 @@ def _run_in_parallel(todo, budget, dataset: str, generate: bool, workers: int, d
     return {name: r for name, r in results.items() if isinstance(name, tuple)}, results["raw"], pool
 
 
-def _plan(todo, budget, dataset: str, generate: bool, device) -> dict:
+def _plan(todo, budget, dataset: str, generate: bool, device, raw: bool = True) -> dict:
     """Every piece of work as a pool job, {name: (function, args, kwargs, names of the jobs it waits for)},
     started as soon as a process is free and what it needs is ready, in this order:
       1. the label-trained CNN and each tokenizer trained by gradient, once (the runs share them). They are
@@ -200,7 +202,7 @@ def _plan(todo, budget, dataset: str, generate: bool, device) -> dict:
          as a notebook does;
       2. the runs, in trajectory order: a run waits for its tokenizer (and, when it samples, for the CNN),
          so the PCA steps fill the time while the tokenizers are fitted;
-      3. the raw-pixel probe, last, in the time when the other process finishes the last run.
+      3. the raw-pixel probe (when ``raw``), last, in the time when the other process finishes the last run.
     The PCA tokenizers take seconds: this process fits them here, before any job starts."""
     jobs = {}
     if generate and any(step.generative for step, _ in todo):
@@ -217,7 +219,8 @@ def _plan(todo, budget, dataset: str, generate: bool, device) -> dict:
         needs = (tokenizer_key(step.recipe, budget, dataset, s),) if trains_tokenizer(step.recipe) else ()
         jobs[(step.key, s)] = (run_step, (step.recipe, budget, dataset, s), dict(generate=sample, progress=False),
                                needs + (("cnn",) if sample else ()))
-    jobs["raw"] = (pixel_baseline, (dataset, budget), dict(progress=False), ())  # started last: see _run_jobs
+    if raw:
+        jobs["raw"] = (pixel_baseline, (dataset, budget), dict(progress=False), ())  # started last: see _run_jobs
     return jobs
 
 

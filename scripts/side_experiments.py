@@ -71,7 +71,7 @@ class Table:
         mean, std = mean_std(accs)
         spread = (f"mean ± std {mean:.2f} ± {std:.2f} over seeds {', '.join(map(str, SEEDS[:len(accs)]))}: "
                   f"{', '.join(f'{a:.2f}' for a in accs)}") if std is not None else ""
-        self.rows.append(dict(group=group, dataset=self.dataset, what=what, accuracy=mean,
+        self.rows.append(dict(group=group, dataset=self.dataset, what=what, accuracy=mean, accuracies=list(accs),
                               knn=None if knns is None else mean_std(knns)[0], train_seconds=seconds,
                               note="; ".join(x for x in (spread, note) if x)))
         print(f"[{group}] {what}: {mean:.2f}%", flush=True)
@@ -82,8 +82,9 @@ class Table:
                                  values=[b - a for a, b in zip(before, after)]))
 
 
-def measure(budget, dataset: str, seeds, workers) -> tuple[Table, float]:
-    """Train what is missing, probe, and fill the table. Returns (the table, l-DAE minus raw pixels)."""
+def measure(budget, dataset: str, seeds, workers) -> tuple[Table, float, int]:
+    """Train what is missing, probe, and fill the table. Returns (the table, l-DAE minus raw pixels, how many
+    runs were trained here)."""
     ref = reference_steps(dataset, budget)
     runs = side_runs(seeds)
     after = {f"encoder probes, seed {s}": (analysis.encoder_probes, (recipes.LDAE, budget, dataset, s), {},
@@ -123,7 +124,8 @@ def measure(budget, dataset: str, seeds, workers) -> tuple[Table, float]:
     row("masking", "75% masking instead of noise (same backbone)", "75% masking")
     t.change("masking", "75% masking (from noise)", ldae, acc["75% masking"])
 
-    for key, whitened in (("image_output", acc["step 12"]), ("predict_image", ldae)):
+    for key in ORTHONORMAL_STEPS:
+        whitened = {"image_output": acc["step 12"], "predict_image": ldae}[key]
         label = f"step {_number(key)} ({recipes.STEPS[key].label})"
         t.add("whitening", f"{label}, whitened PCA latent (ours)", whitened, "the trajectory's")
         row("whitening", f"{label}, orthonormal V (the paper's)", f"step {_number(key)}, orthonormal V")
@@ -143,9 +145,23 @@ def measure(budget, dataset: str, seeds, workers) -> tuple[Table, float]:
             t.add("fixed t", f"probe at t = {ts}, {kind} input", [p[f"{kind}_t"][ts] for p in probes],
                   "run()'s probe" if (ts, kind) == (10, "clean") else "")
     for k in range(budget.depth + 1):
-        t.add("depth", f"features after block {k} of {budget.depth}", [p["depth"][k] for p in probes],
+        t.add("depth", f"features after block k = {k} of {budget.depth}", [p["depth"][k] for p in probes],
               "the encoder (the first half)" if k == budget.depth // 2 else "")
-    return t, mean_std(ldae)[0] - raw["linear"]
+    trained = sum(not r.cached for r in out.values() if hasattr(r, "cached"))
+    return t, mean_std(ldae)[0] - raw["linear"], trained
+
+
+def save(table: Table, gap: float, trained: int, budget, out: Path, command: str, wall_seconds: float) -> Path:
+    """Write the table as ``out``/side_experiments.json and .md (the levers table's format); returns the JSON's path."""
+    meta = dict(budget=budget.name, label=budgets.label(budget), seed=SEEDS[0],
+                device=device.describe(device.get_device(verbose=False)), commit=cache.git_commit(),
+                training_code_hash=code_version.training_code_hash(), created=time.strftime("%Y-%m-%d %H:%M:%S"),
+                wall_seconds=wall_seconds, runs_trained=trained, command=command.strip(),
+                ldae_minus_raw={table.dataset: gap}, changes=table.changes)
+    path = Path(out) / levers.SIDE_FILE
+    cache.write_json(path, dict(meta=meta, rows=table.rows))
+    cache.write_text(path.with_suffix(".md"), levers.to_markdown(meta, table.rows))
+    return path
 
 
 def main(argv=None) -> int:
@@ -157,18 +173,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     budget, dataset = budgets.get_budget(args.budget), data.dataset_name(args.dataset)
     start = time.perf_counter()
-    table, gap = measure(budget, dataset, SEEDS, args.workers)
+    table, gap, trained = measure(budget, dataset, SEEDS, args.workers)
     command = "python scripts/side_experiments.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    meta = dict(budget=budget.name, label=budgets.label(budget), seed=SEEDS[0],
-                device=device.describe(device.get_device(verbose=False)), commit=cache.git_commit(),
-                training_code_hash=code_version.training_code_hash(), created=time.strftime("%Y-%m-%d %H:%M:%S"),
-                wall_seconds=time.perf_counter() - start, command=command.strip(), ldae_minus_raw={dataset: gap},
-                changes=table.changes)
-    out = Path(args.out) if args.out else ROOT / "results" / budget.name
-    cache.write_json(out / levers.SIDE_FILE, dict(meta=meta, rows=table.rows))
-    text = levers.to_markdown(meta, table.rows)
-    cache.write_text((out / levers.SIDE_FILE).with_suffix(".md"), text)
-    print("\n" + text + f"written: {out / levers.SIDE_FILE} and .md")
+    path = save(table, gap, trained, budget, Path(args.out) if args.out else ROOT / "results" / budget.name, command,
+                time.perf_counter() - start)
+    print("\n" + path.with_suffix(".md").read_text() + f"written: {path} and .md")
     return 0
 
 

@@ -171,20 +171,18 @@ def test_the_shipped_reference():
     assert "trajectory_fashion-mnist-m_lecture_batch_size256.json" in longer
 
 
-def test_side_experiments_from_the_shipped_levers_table(tmp_path):
-    text = live.side_reference("latent dim", "fashion-mnist-m", "lecture")
-    assert text.startswith("**Shipped, not trained here** (`LIVE_SIDE_RUNS = False`): group 'latent dim'")
-    assert "patch PCA, d = 32 of D = 192" in text and "of D = 64" not in text  # this dataset's rows only
-    assert "patch PCA d = 16 -> d = 32, fashion-mnist-m" in text and "fashion-mnist, 300" not in text
-    sweep = live.shipped_sweep("latent dim", "fashion-mnist-m", get_budget("lecture"))
-    assert list(sweep) == [2, 4, 8, 16, 32, 64] and max(sweep, key=sweep.get) == 16
-    assert f"{sweep[16]:.2f}" in text
-    missing = live.side_reference("dataset", "fashion-mnist", "lecture")
+def test_side_experiments_from_the_shipped_levers_table():
+    text = live.side_reference("latent dim", "fashion-mnist", "lecture")  # only the levers table has these rows
+    assert text.startswith("**Shipped, not trained here** (`LIVE_SIDE_RUNS = False`")
+    assert "From `results/lecture/levers.json`." in text
+    assert "patch PCA, d = 32 of D = 64" in text and "of D = 192" not in text  # this dataset's rows only
+    sweep = live.shipped_sweep("latent dim", "fashion-mnist", get_budget("lecture"))
+    assert list(sweep) == [2, 4, 8, 16, 32, 64] and f"{sweep[16]:.2f}" in text
+    missing = live.side_reference("masking", "fashion-mnist", "lecture")
     assert missing.startswith("**Not trained here, and not shipped**") and "LIVE_SIDE_RUNS = True" in missing
-    assert "has no group 'dataset' rows for `fashion-mnist`" in missing
+    assert "no group 'masking' rows for `fashion-mnist` are shipped" in missing
     absent = live.side_reference("label", "digits", "smoke")
-    assert absent.startswith("**Not trained here") and "no levers table is shipped for budget `smoke`" in absent
-    assert "no levers table" in live.side_reference("label", "digits", "lecture", folder=tmp_path)
+    assert absent.startswith("**Not trained here") and "`results/smoke/side_experiments.json`" in absent
     assert live.shipped_sweep("latent dim", "digits") == {}
 
 
