@@ -3,10 +3,11 @@
 Beside the 13 steps of the trajectory, the series shows what else moves the probe: the latent dimension d
 (notebook 05, Tab. 2), noise on pixels without PCA (05 and 08, Fig. 5), one noise level instead of many,
 75% masking instead of noise, the probe's fixed t and the encoder/decoder split (08), and the paper's
-orthonormal V instead of our whitened PCA latents (06). This script measures each at the default pair
-(``$LDAE_DATASET``, ``$LDAE_BUDGET``: Fashion-MNIST-M at ``lecture``) over seeds 0, 1, 2 and writes
-``results/<budget>/side_experiments.json`` and ``.md``, in the levers table's format (:mod:`ldae_lite.levers`),
-which the notebooks read where they do not train a side run themselves (``LIVE_SIDE_RUNS = False``).
+orthonormal V (with one global latent scale) instead of our whitened PCA latents (06). This script measures
+each at the default pair (``$LDAE_DATASET``, ``$LDAE_BUDGET``: Fashion-MNIST-M at ``lecture``) over seeds 0,
+1, 2 and writes ``results/<budget>/side_experiments.json`` and ``.md``, in the levers table's format
+(:mod:`ldae_lite.levers`), which the notebooks read where they do not train a side run themselves
+(``LIVE_SIDE_RUNS = False``). ``make side`` runs it.
 
     .venv/bin/python scripts/side_experiments.py                  # ~80 min on 2 CPU cores from an empty cache
     .venv/bin/python scripts/side_experiments.py --budget smoke   # seconds: checks that it runs
@@ -128,8 +129,9 @@ def measure(budget, dataset: str, seeds, workers) -> tuple[Table, float, int]:
         whitened = {"image_output": acc["step 12"], "predict_image": ldae}[key]
         label = f"step {_number(key)} ({recipes.STEPS[key].label})"
         t.add("whitening", f"{label}, whitened PCA latent (ours)", whitened, "the trajectory's")
-        row("whitening", f"{label}, orthonormal V (the paper's)", f"step {_number(key)}, orthonormal V")
-        t.change("whitening", f"{label}: orthonormal V (from whitened)", whitened,
+        row("whitening", f"{label}, orthonormal V and one global scale (pca_whiten=False)",
+            f"step {_number(key)}, orthonormal V")
+        t.change("whitening", f"{label}: one global scale (from whitened)", whitened,
                  acc[f"step {_number(key)}, orthonormal V"])
 
     big_d = recipes.get_step("patch_pca").recipe  # d = 16
