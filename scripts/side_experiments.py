@@ -38,13 +38,13 @@ DIMS = (4, 8, 32)  # d = 16 is the trajectory's (step 8)
 ORTHONORMAL_STEPS = ("image_output", "predict_image")  # steps 12 and 13 with the paper's unscaled V
 
 
-def side_runs(seeds) -> list[tuple[str, recipes.Recipe, int]]:
+def side_runs(seeds, dims=DIMS) -> list[tuple[str, recipes.Recipe, int]]:
     """[(name, recipe, seed)] in the order they are trained: what the fixed-t and depth probes wait for first."""
     named = {"l-DAE": recipes.LDAE, "pixel-space DAE": recipes.PIXEL_DAE, "single noise level": recipes.SINGLE_NOISE,
              "75% masking": recipes.MASKED_AE}
     named |= {f"step {_number(k)}, orthonormal V": dataclasses.replace(recipes.STEPS[k].recipe, pca_whiten=False)
               for k in ORTHONORMAL_STEPS}
-    named |= {f"patch PCA d = {d}": r for d, r in recipes.tokenizer_sweep("patch_pca", DIMS).items()}
+    named |= {f"patch PCA d = {d}": r for d, r in recipes.tokenizer_sweep("patch_pca", dims).items()}
     return [(name, recipe, s) for name, recipe in named.items() for s in seeds]
 
 
@@ -83,11 +83,12 @@ class Table:
                                  values=[b - a for a, b in zip(before, after)]))
 
 
-def measure(budget, dataset: str, seeds, workers) -> tuple[Table, float, int]:
+def measure(budget, dataset: str, seeds, workers, dims=None) -> tuple[Table, float, int]:
     """Train what is missing, probe, and fill the table. Returns (the table, l-DAE minus raw pixels, how many
     runs were trained here)."""
     ref = reference_steps(dataset, budget)
-    runs = side_runs(seeds)
+    dims = DIMS if dims is None else dims
+    runs = side_runs(seeds, dims)
     after = {f"encoder probes, seed {s}": (analysis.encoder_probes, (recipes.LDAE, budget, dataset, s), {},
                                           (("l-DAE", s),)) for s in seeds}
     out = trajectory.run_many(runs, budget, dataset, workers, after)
@@ -135,7 +136,7 @@ def measure(budget, dataset: str, seeds, workers) -> tuple[Table, float, int]:
                  acc[f"step {_number(key)}, orthonormal V"])
 
     big_d = recipes.get_step("patch_pca").recipe  # d = 16
-    for d in sorted((*DIMS, big_d.latent_dim)):
+    for d in sorted((*dims, big_d.latent_dim)):
         name = "step 8" if d == big_d.latent_dim else f"patch PCA d = {d}"
         row("latent dim", f"patch PCA, d = {d}", name, "the trajectory's d (step 8)" if name == "step 8" else "")
         if name != "step 8":
@@ -171,11 +172,17 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", default=None, choices=tuple(budgets.BUDGETS), help="default: $LDAE_BUDGET")
     parser.add_argument("--dataset", default=None, help="default: $LDAE_DATASET")
     parser.add_argument("--workers", type=int, default=None, help="runs at a time (default: 2 on a CPU)")
+    parser.add_argument("--dims", type=int, nargs="+", default=list(DIMS), help=f"the latent dims besides 16 "
+                        f"(default {' '.join(map(str, DIMS))})")
     parser.add_argument("--out", default=None, help="folder for side_experiments.json/.md (default results/<budget>)")
     args = parser.parse_args(argv)
     budget, dataset = budgets.get_budget(args.budget), data.dataset_name(args.dataset)
+    bad = [d for d in args.dims if d < 1 or d == 16]
+    if bad:
+        parser.error(f"--dims {' '.join(map(str, bad))}: each must be >= 1 and not 16 (the trajectory's d, "
+                     "always shown)")
     start = time.perf_counter()
-    table, gap, trained = measure(budget, dataset, SEEDS, args.workers)
+    table, gap, trained = measure(budget, dataset, SEEDS, args.workers, tuple(sorted(set(args.dims))))
     command = "python scripts/side_experiments.py " + " ".join(argv if argv is not None else sys.argv[1:])
     path = save(table, gap, trained, budget, Path(args.out) if args.out else ROOT / "results" / budget.name, command,
                 time.perf_counter() - start)

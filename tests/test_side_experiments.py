@@ -92,3 +92,11 @@ def test_a_step_shown_from_the_reference_and_the_reference_means():
     assert len(means) == 13 and f"{means['no_input_scaling']:.2f}" in text
     assert live.reference_means("smoke", "fashion-mnist-m") == {}
     assert "**no reference**" in live.shipped_step("image_input", "smoke", "fashion-mnist-m")
+
+
+def test_the_script_refuses_a_latent_dim_it_cannot_sweep(capsys):
+    side = load_script()
+    for bad in ("16", "0"):
+        with pytest.raises(SystemExit):
+            side.main(["--budget", "smoke", "--dims", "8", bad])
+        assert f"--dims {bad}: each must be >= 1 and not 16" in capsys.readouterr().err
