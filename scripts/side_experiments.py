@@ -35,16 +35,25 @@ from ldae_lite.stats import mean_std  # noqa: E402
 
 SEEDS = (0, 1, 2)
 DIMS = (4, 8, 32)  # d = 16 is the trajectory's (step 8)
-ORTHONORMAL_STEPS = ("image_output", "predict_image")  # steps 12 and 13 with the paper's unscaled V
+ORTHONORMAL_STEPS = ("image_output", "predict_image")  # steps 12 and 13 with the paper's V
+GROUPS = ("dataset", "noise levels", "masking", "whitening", "latent dim", "fixed t", "depth")  # the table's order
 
 
-def side_runs(seeds, dims=DIMS) -> list[tuple[str, recipes.Recipe, int]]:
-    """[(name, recipe, seed)] in the order they are trained: what the fixed-t and depth probes wait for first."""
-    named = {"l-DAE": recipes.LDAE, "pixel-space DAE": recipes.PIXEL_DAE, "single noise level": recipes.SINGLE_NOISE,
-             "75% masking": recipes.MASKED_AE}
-    named |= {f"step {_number(k)}, orthonormal V": dataclasses.replace(recipes.STEPS[k].recipe, pca_whiten=False)
-              for k in ORTHONORMAL_STEPS}
-    named |= {f"patch PCA d = {d}": r for d, r in recipes.tokenizer_sweep("patch_pca", dims).items()}
+def side_runs(seeds, groups=GROUPS, dims=DIMS) -> list[tuple[str, recipes.Recipe, int]]:
+    """[(name, recipe, seed)] that ``groups`` need, in the order they are trained (l-DAE first: the fixed-t
+    and depth probes wait for it, and every group compares with it)."""
+    named = {"l-DAE": recipes.LDAE}
+    if "dataset" in groups:
+        named["pixel-space DAE"] = recipes.PIXEL_DAE
+    if "noise levels" in groups:
+        named["single noise level"] = recipes.SINGLE_NOISE
+    if "masking" in groups:
+        named["75% masking"] = recipes.MASKED_AE
+    if "whitening" in groups:
+        named |= {f"step {_number(k)}, orthonormal V": dataclasses.replace(recipes.STEPS[k].recipe, pca_whiten=False)
+                  for k in ORTHONORMAL_STEPS}
+    if "latent dim" in groups:
+        named |= {f"patch PCA d = {d}": r for d, r in recipes.tokenizer_sweep("patch_pca", dims).items()}
     return [(name, recipe, s) for name, recipe in named.items() for s in seeds]
 
 
@@ -83,19 +92,21 @@ class Table:
                                  values=[b - a for a, b in zip(before, after)]))
 
 
-def measure(budget, dataset: str, seeds, workers, dims=None) -> tuple[Table, float, int]:
-    """Train what is missing, probe, and fill the table. Returns (the table, l-DAE minus raw pixels, how many
-    runs were trained here)."""
+def measure(budget, dataset: str, seeds, workers, dims=None, groups=GROUPS) -> tuple[Table, float, int]:
+    """Train what ``groups`` need and is missing, probe, and fill the table. Returns (the table, l-DAE minus
+    raw pixels, how many runs were trained here)."""
     ref = reference_steps(dataset, budget)
     dims = DIMS if dims is None else dims
-    runs = side_runs(seeds, dims)
+    runs = side_runs(seeds, groups, dims)
+    probes = {"fixed t", "depth"} & set(groups)
     after = {f"encoder probes, seed {s}": (analysis.encoder_probes, (recipes.LDAE, budget, dataset, s), {},
-                                          (("l-DAE", s),)) for s in seeds}
+                                          (("l-DAE", s),)) for s in seeds} if probes else {}
     out = trajectory.run_many(runs, budget, dataset, workers, after)
     same = ref.get("predict_image")
     reproduced = [out[("l-DAE", s)].probe_accuracy for s in seeds] == same
-    steps = [(f"step {_number(k)}", recipes.STEPS[k].recipe, s) for k in ("patch_pca", "image_output") for s in seeds]
-    if not reproduced:  # no reference, or made by other code: its steps 8 and 12 are trained here too
+    wanted = [k for k, group in (("patch_pca", "latent dim"), ("image_output", "whitening")) if group in groups]
+    steps = [(f"step {_number(k)}", recipes.STEPS[k].recipe, s) for k in wanted for s in seeds]
+    if steps and not reproduced:  # no reference, or made by other code: its steps 8 and 12 are trained here too
         print("the shipped trajectory reference is missing or was made by other code: training steps 8 and 12")
         out |= trajectory.run_many(steps, budget, dataset, workers)
     names = [name for name, _, s in runs + (steps if not reproduced else []) if s == seeds[0]]
@@ -113,20 +124,20 @@ def measure(budget, dataset: str, seeds, workers, dims=None) -> tuple[Table, flo
         t.add(group, what, acc[name], note, knn.get(name), secs.get(name))
 
     t.add("dataset", "raw pixels", [raw["linear"]], f"probe base lr {raw['base_lr']:g} (chosen)", [raw["knn"]])
-    row("dataset", "pixel-space DAE (noise on pixels, no PCA)", "pixel-space DAE")
     row("dataset", "l-DAE", "l-DAE", reproduced)
-    t.change("dataset", "pixel-space DAE -> l-DAE", acc["pixel-space DAE"], ldae)
     t.change("dataset", "raw pixels -> l-DAE", [raw["linear"]] * len(seeds), ldae)
-
-    row("noise levels", "l-DAE (multi-level noise)", "l-DAE")
-    row("noise levels", "single noise level σ = √(1/3)", "single noise level")
-    t.change("noise levels", "single noise level σ = √(1/3) (from multi-level)", ldae, acc["single noise level"])
-
-    row("masking", "l-DAE (noise)", "l-DAE")
-    row("masking", "75% masking instead of noise (same backbone)", "75% masking")
-    t.change("masking", "75% masking (from noise)", ldae, acc["75% masking"])
-
-    for key in ORTHONORMAL_STEPS:
+    if "dataset" in groups:
+        row("dataset", "pixel-space DAE (noise on pixels, no PCA)", "pixel-space DAE")
+        t.change("dataset", "pixel-space DAE -> l-DAE", acc["pixel-space DAE"], ldae)
+    if "noise levels" in groups:
+        row("noise levels", "l-DAE (multi-level noise)", "l-DAE")
+        row("noise levels", "single noise level σ = √(1/3)", "single noise level")
+        t.change("noise levels", "single noise level σ = √(1/3) (from multi-level)", ldae, acc["single noise level"])
+    if "masking" in groups:
+        row("masking", "l-DAE (noise)", "l-DAE")
+        row("masking", "75% masking instead of noise (same backbone)", "75% masking")
+        t.change("masking", "75% masking (from noise)", ldae, acc["75% masking"])
+    for key in ORTHONORMAL_STEPS if "whitening" in groups else ():
         whitened = {"image_output": acc["step 12"], "predict_image": ldae}[key]
         label = f"step {_number(key)} ({recipes.STEPS[key].label})"
         t.add("whitening", f"{label}, whitened PCA latent (ours)", whitened, "the trajectory's")
@@ -136,27 +147,31 @@ def measure(budget, dataset: str, seeds, workers, dims=None) -> tuple[Table, flo
                  acc[f"step {_number(key)}, orthonormal V"])
 
     big_d = recipes.get_step("patch_pca").recipe  # d = 16
-    for d in sorted((*dims, big_d.latent_dim)):
+    for d in sorted((*dims, big_d.latent_dim)) if "latent dim" in groups else ():
         name = "step 8" if d == big_d.latent_dim else f"patch PCA d = {d}"
         row("latent dim", f"patch PCA, d = {d}", name, "the trajectory's d (step 8)" if name == "step 8" else "")
         if name != "step 8":
             t.change("latent dim", f"patch PCA d = 16 -> d = {d}", acc["step 8"], acc[name])
 
-    probes = [out[f"encoder probes, seed {s}"] for s in seeds]
-    for ts in analysis.FIXED_TS:
+    probes = [out[f"encoder probes, seed {s}"] for s in seeds] if probes else []
+    for ts in analysis.FIXED_TS if "fixed t" in groups else ():
         for kind in ("clean", "noisy"):
             t.add("fixed t", f"probe at t = {ts}, {kind} input", [p[f"{kind}_t"][ts] for p in probes],
                   "run()'s probe" if (ts, kind) == (10, "clean") else "")
-    for k in range(budget.depth + 1):
+    for k in range(budget.depth + 1) if "depth" in groups else ():
         t.add("depth", f"features after block k = {k} of {budget.depth}", [p["depth"][k] for p in probes],
               "the encoder (the first half)" if k == budget.depth // 2 else "")
     trained = sum(not r.cached for r in out.values() if hasattr(r, "cached"))
     return t, mean_std(ldae)[0] - raw["linear"], trained
 
 
-def save(table: Table, gap: float, trained: int, budget, out: Path, command: str, wall_seconds: float) -> Path:
-    """Write the table as ``out``/side_experiments.json and .md (the levers table's format); returns the JSON's path."""
-    meta = dict(budget=budget.name, label=budgets.label(budget), seed=SEEDS[0],
+def save(table: Table, gap: float, trained: int, budget, out: Path, command: str, wall_seconds: float,
+         groups=GROUPS) -> Path:
+    """Write the table as ``out``/side_experiments.json and .md (the levers table's format); returns the JSON's
+    path. A table of fewer than all GROUPS says which are still to be measured."""
+    missing = [g for g in GROUPS if g not in groups]
+    note = {"note": f"groups still to be measured: {', '.join(missing)} (`--groups`)"} if missing else {}
+    meta = dict(**note,budget=budget.name, label=budgets.label(budget), seed=SEEDS[0],
                 device=device.describe(device.get_device(verbose=False)), commit=cache.git_commit(),
                 training_code_hash=code_version.training_code_hash(), created=time.strftime("%Y-%m-%d %H:%M:%S"),
                 wall_seconds=wall_seconds, runs_trained=trained, command=command.strip(),
@@ -174,6 +189,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="runs at a time (default: 2 on a CPU)")
     parser.add_argument("--dims", type=int, nargs="+", default=list(DIMS), help=f"the latent dims besides 16 "
                         f"(default {' '.join(map(str, DIMS))})")
+    parser.add_argument("--groups", nargs="+", default=list(GROUPS), choices=GROUPS, metavar="GROUP",
+                        help=f"the groups to measure (default all: {', '.join(GROUPS)})")
     parser.add_argument("--out", default=None, help="folder for side_experiments.json/.md (default results/<budget>)")
     args = parser.parse_args(argv)
     budget, dataset = budgets.get_budget(args.budget), data.dataset_name(args.dataset)
@@ -182,10 +199,11 @@ def main(argv=None) -> int:
         parser.error(f"--dims {' '.join(map(str, bad))}: each must be >= 1 and not 16 (the trajectory's d, "
                      "always shown)")
     start = time.perf_counter()
-    table, gap, trained = measure(budget, dataset, SEEDS, args.workers, tuple(sorted(set(args.dims))))
+    table, gap, trained = measure(budget, dataset, SEEDS, args.workers, tuple(sorted(set(args.dims))),
+                                  tuple(g for g in GROUPS if g in args.groups))
     command = "python scripts/side_experiments.py " + " ".join(argv if argv is not None else sys.argv[1:])
     path = save(table, gap, trained, budget, Path(args.out) if args.out else ROOT / "results" / budget.name, command,
-                time.perf_counter() - start)
+                time.perf_counter() - start, args.groups)
     print("\n" + path.with_suffix(".md").read_text() + f"written: {path} and .md")
     return 0
 

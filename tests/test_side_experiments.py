@@ -69,6 +69,14 @@ def test_the_script_writes_a_table_the_notebooks_read(tmp_path, monkeypatch):
     assert "std" in live.shipped_table("noise levels", "digits", "tiny", tmp_path)
 
 
+def test_a_table_of_some_groups_says_which_are_missing(tmp_path):
+    side = load_script()
+    table, gap, trained = side.measure(TINY, "digits", (0, 1), workers=2, groups=("masking",))
+    assert trained == 4 and {r["group"] for r in table.rows} == {"dataset", "masking"}  # l-DAE and masked, 2 seeds
+    path = side.save(table, gap, trained, TINY, tmp_path, "python scripts/side_experiments.py", 1.0, ("masking",))
+    assert "Note: groups still to be measured: dataset, noise levels, whitening" in path.with_suffix(".md").read_text()
+
+
 def test_the_side_table_comes_before_the_levers_table(tmp_path):
     def row(group, what, accuracy):
         return dict(group=group, dataset="digits", what=what, accuracy=accuracy, note="")
