@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -170,8 +171,10 @@ def save(table: Table, gap: float, trained: int, budget, out: Path, command: str
     """Write the table as ``out``/side_experiments.json and .md (the levers table's format); returns the JSON's
     path. A table of fewer than all GROUPS says which are still to be measured."""
     missing = [g for g in GROUPS if g not in groups]
-    note = {"note": f"groups still to be measured: {', '.join(missing)} (`--groups`)"} if missing else {}
-    meta = dict(**note,budget=budget.name, label=budgets.label(budget), seed=SEEDS[0],
+    notes = ([f"groups still to be measured: {', '.join(missing)} (`--groups`)"] if missing else []) + \
+        (["every run was read from the run cache: the wall time is that of reading and probing"] if not trained else [])
+    meta = dict(**({"note": "; ".join(notes)} if notes else {}), budget=budget.name, label=budgets.label(budget),
+                seed=SEEDS[0],
                 device=device.describe(device.get_device(verbose=False)), commit=cache.git_commit(),
                 training_code_hash=code_version.training_code_hash(), created=time.strftime("%Y-%m-%d %H:%M:%S"),
                 wall_seconds=wall_seconds, runs_trained=trained, command=command.strip(),
@@ -201,7 +204,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     table, gap, trained = measure(budget, dataset, SEEDS, args.workers, tuple(sorted(set(args.dims))),
                                   tuple(g for g in GROUPS if g in args.groups))
-    command = "python scripts/side_experiments.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python scripts/side_experiments.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     path = save(table, gap, trained, budget, Path(args.out) if args.out else ROOT / "results" / budget.name, command,
                 time.perf_counter() - start, args.groups)
     print("\n" + path.with_suffix(".md").read_text() + f"written: {path} and .md")

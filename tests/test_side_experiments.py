@@ -108,3 +108,19 @@ def test_the_script_refuses_a_latent_dim_it_cannot_sweep(capsys):
         with pytest.raises(SystemExit):
             side.main(["--budget", "smoke", "--dims", "8", bad])
         assert f"--dims {bad}: each must be >= 1 and not 16" in capsys.readouterr().err
+
+
+def test_the_shipped_side_table():
+    shipped = json.loads((levers.RESULTS_DIR / "lecture" / levers.SIDE_FILE).read_text())
+    meta, rows = shipped["meta"], shipped["rows"]
+    assert levers.to_markdown(meta, rows) == (levers.RESULTS_DIR / "lecture" / "side_experiments.md").read_text()
+    assert meta["budget"] == "lecture" and meta["label"] == "lecture" and "side_experiments.py" in meta["command"]
+    assert {r["dataset"] for r in rows} == {"fashion-mnist-m"} and all(len(r["accuracies"]) == 3 for r in rows[1:])
+    text = live.side_reference("masking", "fashion-mnist-m", "lecture")
+    assert "From `results/lecture/side_experiments.json`." in text and "75% masking (from noise)" in text
+    clean = live.shipped_seeds("fixed t", "fashion-mnist-m", "lecture", field="t", contains="clean")
+    assert list(clean) == list(analysis.FIXED_TS)
+    # the l-DAE rows were trained again and equal the shipped trajectory's step 13, seed by seed
+    ldae = next(r for r in rows if r["what"] == "l-DAE")
+    step13 = live.reference_report("fashion-mnist-m", "lecture")[1]["steps"][-1]
+    assert ldae["accuracies"] == step13["accuracies"]
