@@ -147,23 +147,32 @@ def measure(budget, dataset: str, seeds, workers, dims=None, groups=GROUPS) -> t
         t.change("whitening", f"{label}: one global scale (from whitened)", whitened,
                  acc[f"step {_number(key)}, orthonormal V"])
 
-    big_d = recipes.get_step("patch_pca").recipe  # d = 16
-    for d in sorted((*dims, big_d.latent_dim)) if "latent dim" in groups else ():
-        name = "step 8" if d == big_d.latent_dim else f"patch PCA d = {d}"
+    if "latent dim" in groups:
+        latent_rows(row, t, acc, dims)
+    probe_rows(t, [out[f"encoder probes, seed {s}"] for s in seeds] if probes else [], groups, budget.depth)
+    trained = sum(not r.cached for r in out.values() if hasattr(r, "cached"))
+    return t, mean_std(ldae)[0] - raw["linear"], trained
+
+
+def latent_rows(row, t: Table, acc: dict, dims) -> None:
+    """The 'latent dim' rows: patch PCA at each d, and each d against the trajectory's (step 8)."""
+    big_d = recipes.get_step("patch_pca").recipe.latent_dim  # 16
+    for d in sorted((*dims, big_d)):
+        name = "step 8" if d == big_d else f"patch PCA d = {d}"
         row("latent dim", f"patch PCA, d = {d}", name, "the trajectory's d (step 8)" if name == "step 8" else "")
         if name != "step 8":
-            t.change("latent dim", f"patch PCA d = 16 -> d = {d}", acc["step 8"], acc[name])
+            t.change("latent dim", f"patch PCA d = {big_d} -> d = {d}", acc["step 8"], acc[name])
 
-    probes = [out[f"encoder probes, seed {s}"] for s in seeds] if probes else []
+
+def probe_rows(t: Table, probes: list[dict], groups, depth: int) -> None:
+    """The 'fixed t' and 'depth' rows from each seed's :func:`analysis.encoder_probes`."""
     for ts in analysis.FIXED_TS if "fixed t" in groups else ():
         for kind in ("clean", "noisy"):
             t.add("fixed t", f"probe at t = {ts}, {kind} input", [p[f"{kind}_t"][ts] for p in probes],
                   "run()'s probe" if (ts, kind) == (10, "clean") else "")
-    for k in range(budget.depth + 1) if "depth" in groups else ():
-        t.add("depth", f"features after block k = {k} of {budget.depth}", [p["depth"][k] for p in probes],
-              "the encoder (the first half)" if k == budget.depth // 2 else "")
-    trained = sum(not r.cached for r in out.values() if hasattr(r, "cached"))
-    return t, mean_std(ldae)[0] - raw["linear"], trained
+    for k in range(depth + 1) if "depth" in groups else ():
+        t.add("depth", f"features after block k = {k} of {depth}", [p["depth"][k] for p in probes],
+              "the encoder (the first half)" if k == depth // 2 else "")
 
 
 def save(table: Table, gap: float, trained: int, budget, out: Path, command: str, wall_seconds: float,
