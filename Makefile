@@ -51,7 +51,7 @@ search: data
 	$(BIN)/python scripts/budget_search.py --run $(if $(DATASET),--dataset $(DATASET)) $(if $(WORKERS),--workers $(WORKERS))
 
 # The side experiments the notebooks show (latent dimension, pixel-space DAE, one noise level, masking, orthonormal
-# V, fixed-t and depth probes) at the budget and dataset, seeds 0-2 (scripts/side_experiments.py; about 80 min on
+# V, fixed-t and depth probes) at the budget and dataset, seeds 0-2 (scripts/side_experiments.py; hours on
 # 2 CPU cores from an empty cache), into results/<budget>/side_experiments.json and .md.
 side: data
 	$(BIN)/python scripts/side_experiments.py $(if $(BUDGET),--budget $(BUDGET)) $(if $(DATASET),--dataset $(DATASET)) \

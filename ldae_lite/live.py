@@ -172,6 +172,14 @@ def inside_line(live: list[float], reference: list[float], change: bool = False)
 # --------------------------------------------------------------------------------------------------
 # one step, and one change
 # --------------------------------------------------------------------------------------------------
+def _paper_line(step_key: str) -> str:
+    """The paper's number for a step and its change from the step before ("paper: 63.6 %; change from step 9: +1.2")."""
+    i = _ORDER.index(step_key)
+    p, prev = PAPER_STEPS[i], PAPER_STEPS[i - 1] if i else None
+    return f"paper: {p.accuracy:.1f} %" + ("" if prev is None else f"; change from step {i}: "
+                                          f"{p.accuracy - prev.accuracy:+.1f}")
+
+
 def beside_reference(step_key: str, live, budget=None, dataset: str | None = None, *, folders=None) -> str:
     """Markdown: the live probe accuracy of one trajectory step beside the shipped reference (mean ± std
     over its seeds, and its change from the previous step), beside the paper's number and change, and one
@@ -197,8 +205,7 @@ def beside_reference(step_key: str, live, budget=None, dataset: str | None = Non
                                          if s in seeds]
     seed_text = "; ".join(x for x in seed_notes if x)
     lines = [f"live: {fmt_mean_std(*mean_std(values))} %" + (f" ({seed_text})" if seed_text else "")]
-    paper = f"paper: {p.accuracy:.1f} %" + ("" if prev is None else f"; change from step {i}: "
-                                              f"{p.accuracy - prev.accuracy:+.1f}")
+    paper = _paper_line(step_key)
     if row is None:
         missing = (_no_reference(dataset, budget, folders) if found is None
                    else f"the shipped reference `{_shown(found[0])}` has no step `{step_key}`")
@@ -265,8 +272,7 @@ def shipped_step(step_key: str, budget=None, dataset: str | None = None, *, flag
     i = _ORDER.index(step_key)
     head = (f"**Step {i + 1}, {p.label}: shipped, not trained here** (`{flag} = False`; set it to True to train "
             f"it here)\n\n")
-    paper = f"paper: {p.accuracy:.1f} %" + (f"; change from step {i}: {p.accuracy - PAPER_STEPS[i - 1].accuracy:+.1f}"
-                                           if i else "")
+    paper = _paper_line(step_key)
     found = reference_report(dataset, budget, folders)
     by_key = {} if found is None else {r["key"]: r for r in found[1]["steps"]}
     if step_key not in by_key:
@@ -310,11 +316,8 @@ def side_rows(group: str, dataset: str, budget="lecture", folder=None):
     return None if found is None else found[1:]
 
 
-def shipped_table(group: str, dataset: str, budget="lecture", folder=None) -> str:
-    """Markdown: the shipped rows of ``group`` for ``dataset``, with the file and the command that made
-    them; or a line saying that none are shipped."""
-    name = budget if isinstance(budget, str) else budget.name
-    found = _side(group, dataset, name, folder)
+def _side_markdown(found, group: str, dataset: str, name: str, folder) -> str:
+    """:func:`_side`'s rows as Markdown with the file they come from, or the line saying none are shipped."""
     if found is None:
         where = RESULTS_DIR / name if folder is None else Path(folder)
         return (f"no group '{group}' rows for `{dataset}` are shipped (`{_shown(where / levers.SIDE_FILE)}`, "
@@ -323,15 +326,23 @@ def shipped_table(group: str, dataset: str, budget="lecture", folder=None) -> st
     return f"From `{_shown(path)}`. " + levers.group_markdown(meta, rows)
 
 
+def shipped_table(group: str, dataset: str, budget="lecture", folder=None) -> str:
+    """Markdown: the shipped rows of ``group`` for ``dataset``, with the file and the command that made
+    them; or a line saying that none are shipped."""
+    name = budget if isinstance(budget, str) else budget.name
+    return _side_markdown(_side(group, dataset, name, folder), group, dataset, name, folder)
+
+
 def side_reference(group: str, dataset: str, budget="lecture", folder=None) -> str:
     """Markdown for a side experiment that is not trained live (``LIVE_SIDE_RUNS = False``): the shipped
     rows (:func:`shipped_table`), or a line saying that none are shipped and how to train them here."""
     name = budget if isinstance(budget, str) else budget.name
-    if _side(group, dataset, name, folder) is None:
-        return (f"**Not trained here, and not shipped**: {shipped_table(group, dataset, name, folder)}. Set "
-                "`LIVE_SIDE_RUNS = True` (top of the notebook) to train it here.")
-    return ("**Shipped, not trained here** (`LIVE_SIDE_RUNS = False`; set it to True to train it here). "
-            + shipped_table(group, dataset, name, folder))
+    found = _side(group, dataset, name, folder)
+    text = _side_markdown(found, group, dataset, name, folder)
+    if found is None:
+        return f"**Not trained here, and not shipped**: {text}. Set `LIVE_SIDE_RUNS = True` (top of the notebook) " \
+               "to train it here."
+    return "**Shipped, not trained here** (`LIVE_SIDE_RUNS = False`; set it to True to train it here). " + text
 
 
 def shipped_seeds(group: str, dataset: str, budget="lecture", folder=None, field: str = "d",

@@ -7,9 +7,12 @@ orthonormal V (with one global latent scale) instead of our whitened PCA latents
 each at the default pair (``$LDAE_DATASET``, ``$LDAE_BUDGET``: Fashion-MNIST-M at ``lecture``) over seeds 0,
 1, 2 and writes ``results/<budget>/side_experiments.json`` and ``.md``, in the levers table's format
 (:mod:`ldae_lite.levers`), which the notebooks read where they do not train a side run themselves
-(``LIVE_SIDE_RUNS = False``). ``make side`` runs it.
+(``LIVE_SIDE_RUNS = False``). ``make side`` runs it. Measured: the groups dataset, noise levels, masking,
+fixed t and depth (12 runs with their probes, and 51 more probes) took about 90 min from an empty cache on a
+2-core machine about half as fast as the one that made the reference (results/README.md); whitening and
+latent dim add 15 runs.
 
-    .venv/bin/python scripts/side_experiments.py                  # ~80 min on 2 CPU cores from an empty cache
+    .venv/bin/python scripts/side_experiments.py                  # hours on 2 CPU cores from an empty cache
     .venv/bin/python scripts/side_experiments.py --budget smoke   # seconds: checks that it runs
 
 The runs train two at a time (one process per core, as ``make trajectory``) and land in the run cache, so a
