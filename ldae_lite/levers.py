@@ -23,7 +23,7 @@ SIDE_FILE = "side_experiments.json"  # the default pair's side experiments over 
 
 # What reference() and group_markdown() read of the table (cache.read_record: "name?" may be missing).
 SCHEMA = {"meta": {"budget": str, "device": str, "commit": str, "created": str, "command": str, "changes?": [dict],
-                   "label?": str, "note?": str},
+                   "label?": str, "note?": str, "groups?": [str]},
           "rows": [{"group": str, "dataset": str, "what": str, "accuracy": float, "note": str,
                     "knn?": (float, type(None)), "train_seconds?": (float, type(None)),
                     "accuracies?": [float]}]}  # accuracies: one per seed, where a row ran over several

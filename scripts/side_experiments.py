@@ -15,6 +15,10 @@ latent dim add 15 runs.
     .venv/bin/python scripts/side_experiments.py                  # hours on 2 CPU cores from an empty cache
     .venv/bin/python scripts/side_experiments.py --budget smoke   # seconds: checks that it runs
 
+A call with ``--groups`` keeps the other groups of the table already in the output folder when the same
+training code made it (its l-DAE runs must equal this call's, seed by seed), so the table can be built over
+several sessions; ``--replace`` writes only the groups measured now.
+
 The runs train two at a time (one process per core, as ``make trajectory``) and land in the run cache, so a
 second call only reads them. Rows that are trajectory steps (d = 16 is step 8; the whitened steps 12 and
 13) are taken from the shipped trajectory reference of the same dataset and budget when its training code
@@ -178,14 +182,61 @@ def probe_rows(t: Table, probes: list[dict], groups, depth: int) -> None:
               "the encoder (the first half)" if k == depth // 2 else "")
 
 
+def measured_groups(shipped: dict) -> list[str]:
+    """The groups a side_experiments.json measured (its meta says; a table written before it did: those with
+    rows, 'dataset' always has some)."""
+    return shipped["meta"].get("groups") or [g for g in GROUPS if any(r["group"] == g for r in shipped["rows"])]
+
+
+def merge(table: Table, groups, previous: dict | None, budget) -> tuple[list[str], str]:
+    """Add to ``table`` the groups that ``previous`` (the side_experiments.json already in the output folder)
+    measured and this call did not, so that a table is built over several calls (``--groups``). Only a table of
+    the same budget, dataset and training code whose l-DAE rows equal this call's, seed by seed, is merged;
+    otherwise it is left out, and the reason printed. Returns (the groups now measured, a note for the meta)."""
+    if previous is None:
+        return list(groups), ""
+    meta, rows = previous["meta"], previous["rows"]
+    why = _not_mergeable(previous, table, budget)
+    kept = [g for g in measured_groups(previous) if g not in groups]
+    if why or not kept:
+        print(f"the table already in the output folder is replaced{': ' + why if why else ''}", flush=True)
+        return list(groups), ""
+    order = {g: i for i, g in enumerate(GROUPS)}
+    mine_rows = [r for r in table.rows if r["group"] not in kept]
+    table.rows = sorted(mine_rows + [r for r in rows if r["group"] in kept], key=lambda r: order[r["group"]])
+    table.changes = sorted([c for c in table.changes if c["group"] not in kept] +
+                           [c for c in meta["changes"] if c["group"] in kept], key=lambda c: order[c["group"]])
+    print(f"kept from the table already there: {', '.join(kept)}", flush=True)
+    return [g for g in GROUPS if g in groups or g in kept], (
+        f"the groups {', '.join(kept)} are from `{meta['command']}` (commit `{meta['commit']}`, {meta['created']}, "
+        f"{meta.get('wall_seconds', 0) / 60:.1f} min), whose l-DAE runs equal this call's seed by seed")
+
+
+def _not_mergeable(previous: dict, table: Table, budget) -> str:
+    """Why ``previous`` cannot be merged with ``table`` ('' when it can)."""
+    meta, rows = previous["meta"], previous["rows"]
+    if meta["budget"] != budget.name:
+        return f"its budget is {meta['budget']}, this call's {budget.name}"
+    mine = code_version.training_code_hash()
+    if meta.get("training_code_hash") != mine:
+        return f"it was made by training code {meta.get('training_code_hash')}, this is {mine}"
+    if {r["dataset"] for r in rows} != {table.dataset}:
+        return f"its dataset is not {table.dataset}"
+    ldae = [[r["accuracies"] for r in t if r["what"] == "l-DAE"] for t in (rows, table.rows)]
+    return "its l-DAE runs differ from this call's" if ldae[0] != ldae[1] else ""
+
+
 def save(table: Table, gap: float, trained: int, budget, out: Path, command: str, wall_seconds: float,
-         groups=GROUPS) -> Path:
+         groups=GROUPS, merged: str = "") -> Path:
     """Write the table as ``out``/side_experiments.json and .md (the levers table's format); returns the JSON's
-    path. A table of fewer than all GROUPS says which are still to be measured."""
+    path. A table of fewer than all GROUPS says which are still to be measured; ``merged`` (from :func:`merge`)
+    says which groups came from an earlier call."""
     missing = [g for g in GROUPS if g not in groups]
     notes = ([f"groups still to be measured: {', '.join(missing)} (`--groups`)"] if missing else []) + \
+        ([merged] if merged else []) + \
         (["every run was read from the run cache: the wall time is that of reading and probing"] if not trained else [])
-    meta = dict(**({"note": "; ".join(notes)} if notes else {}), budget=budget.name, label=budgets.label(budget),
+    meta = dict(**({"note": "; ".join(notes)} if notes else {}), groups=[g for g in GROUPS if g in groups],
+                budget=budget.name, label=budgets.label(budget),
                 seed=SEEDS[0],
                 device=device.describe(device.get_device(verbose=False)), commit=cache.git_commit(),
                 training_code_hash=code_version.training_code_hash(), created=time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -206,6 +257,8 @@ def main(argv=None) -> int:
                         f"(default {' '.join(map(str, DIMS))})")
     parser.add_argument("--groups", nargs="+", default=list(GROUPS), choices=GROUPS, metavar="GROUP",
                         help=f"the groups to measure (default all: {', '.join(GROUPS)})")
+    parser.add_argument("--replace", action="store_true", help="write only the groups measured now (default: "
+                        "keep the other groups of the table already in --out when it was made by this code)")
     parser.add_argument("--out", default=None, help="folder for side_experiments.json/.md (default results/<budget>)")
     args = parser.parse_args(argv)
     budget, dataset = budgets.get_budget(args.budget), data.dataset_name(args.dataset)
@@ -217,8 +270,10 @@ def main(argv=None) -> int:
     table, gap, trained = measure(budget, dataset, SEEDS, args.workers, tuple(sorted(set(args.dims))),
                                   tuple(g for g in GROUPS if g in args.groups))
     command = "python scripts/side_experiments.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    path = save(table, gap, trained, budget, Path(args.out) if args.out else ROOT / "results" / budget.name, command,
-                time.perf_counter() - start, args.groups)
+    out = Path(args.out) if args.out else ROOT / "results" / budget.name
+    previous = None if args.replace else levers.read(budget.name, out, levers.SIDE_FILE)[1]
+    groups, merged = merge(table, args.groups, previous, budget)
+    path = save(table, gap, trained, budget, out, command, time.perf_counter() - start, groups, merged)
     print("\n" + path.with_suffix(".md").read_text() + f"written: {path} and .md")
     return 0
 

@@ -75,6 +75,21 @@ def test_a_table_of_some_groups_says_which_are_missing(tmp_path):
     assert trained == 4 and {r["group"] for r in table.rows} == {"dataset", "masking"}  # l-DAE and masked, 2 seeds
     path = side.save(table, gap, trained, TINY, tmp_path, "python scripts/side_experiments.py", 1.0, ("masking",))
     assert "Note: groups still to be measured: dataset, noise levels, whitening" in path.with_suffix(".md").read_text()
+    # a second call measures another group and keeps the first call's: one table built over two calls
+    table, gap, trained = side.measure(TINY, "digits", (0, 1), workers=2, groups=("noise levels",))
+    assert trained == 2  # the single noise level; l-DAE comes from the run cache
+    previous = levers.read("tiny", tmp_path, levers.SIDE_FILE)[1]
+    groups, merged = side.merge(table, ("noise levels",), previous, TINY)
+    assert groups == ["noise levels", "masking"] and merged.startswith("the groups masking are from `python scripts")
+    assert [r["group"] for r in table.rows] == ["dataset"] * 2 + ["noise levels"] * 2 + ["masking"] * 2
+    assert [c["group"] for c in table.changes] == ["dataset", "noise levels", "masking"]
+    path = side.save(table, gap, trained, TINY, tmp_path, "python scripts/side_experiments.py", 1.0, groups, merged)
+    text = path.with_suffix(".md").read_text()
+    assert "groups still to be measured: dataset, whitening, latent dim, fixed t, depth" in text and merged in text
+    assert "every run was read" not in text and side.measured_groups(json.loads(path.read_text())) == groups
+    # a table made by other training code is replaced, not merged
+    previous["meta"]["training_code_hash"] = "0123456789ab"
+    assert side.merge(table, ("noise levels",), previous, TINY) == (["noise levels"], "")
 
 
 def test_the_side_table_comes_before_the_levers_table(tmp_path):
