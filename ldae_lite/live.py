@@ -293,6 +293,27 @@ def reference_means(budget=None, dataset: str | None = None, folders=None) -> di
     return {} if found is None else {r["key"]: r["mean"] for r in found[1]["steps"]}
 
 
+def step_markdown(before_key: str | None, key: str, results: dict, budget=None, dataset: str | None = None, *,
+                  flag: str = "LIVE_ALL_STEPS", folders=None) -> str:
+    """Markdown for step ``key`` of a notebook that trains some of its steps (``results``: {step key: Result}
+    of those trained): the live change from ``before_key`` beside the reference's when both were trained here,
+    the live step beside its reference when only ``key`` was, the shipped step when ``key`` was not."""
+    if key not in results:
+        return shipped_step(key, budget, dataset, flag=flag, folders=folders)
+    if before_key in results:
+        return change_beside_reference(before_key, key, results[before_key], results[key], budget, dataset,
+                                       folders=folders)
+    return beside_reference(key, results[key], budget, dataset, folders=folders)
+
+
+def live_or_shipped(keys, results: dict, budget=None, dataset: str | None = None, folders=None) -> dict:
+    """{step key: probe accuracy %} for ``keys``: the live run's where the notebook trained it (``results``),
+    else the shipped reference's mean; a step in neither is left out."""
+    shipped = reference_means(budget, dataset, folders)
+    ours = {k: results[k].probe_accuracy if k in results else shipped.get(k) for k in keys}
+    return {k: acc for k, acc in ours.items() if acc is not None}
+
+
 # --------------------------------------------------------------------------------------------------
 # side experiments: the shipped levers table instead of training
 # --------------------------------------------------------------------------------------------------

@@ -145,6 +145,24 @@ def test_a_change_beside_the_reference_change(tmp_path):
     assert "**no reference**" in smoke and "- paper change: +5.0" in smoke
 
 
+def test_a_notebook_that_trains_some_steps(tmp_path):
+    write_report(tmp_path, ACCURACIES)
+    results = {"dit_baseline": result("dit_baseline", 61.0), "no_class_cond": result("no_class_cond", 61.5)}
+    both = live.step_markdown("dit_baseline", "no_class_cond", results, "lecture", "digits", folders=[tmp_path])
+    assert both.startswith("**Step 1 → step 2") and "- live change: +0.50" in both
+    only = live.step_markdown("dit_baseline", "no_class_cond", {"no_class_cond": results["no_class_cond"]},
+                              "lecture", "digits", folders=[tmp_path])
+    assert only.startswith("**Step 2, remove class conditioning** (budget") and "- live: 61.50 %" in only
+    shipped = live.step_markdown("dit_baseline", "no_class_cond", {}, "lecture", "digits", flag="LIVE",
+                                 folders=[tmp_path])
+    assert shipped.startswith("**Step 2, remove class conditioning: shipped, not trained here** (`LIVE = False`")
+    assert "reference change from step 1: +2.00 ± 1.00" in shipped
+    keys = ["dit_baseline", "no_class_cond", "no_perceptual"]
+    ours = live.live_or_shipped(keys, {"no_class_cond": results["no_class_cond"]}, "lecture", "digits", [tmp_path])
+    assert ours == {"dit_baseline": 61.0, "no_class_cond": 61.5, "no_perceptual": 70.0}  # shipped, live, shipped
+    assert live.live_or_shipped(keys, {}, "smoke", "digits", [tmp_path]) == {}  # no reference at smoke
+
+
 def test_a_change_needs_ordered_steps_and_the_same_seeds():
     with pytest.raises(ValueError, match="before_key='no_class_cond' \\(step 2\\) must come before"):
         live.change_beside_reference("no_class_cond", "dit_baseline", 60.0, 61.0, "lecture", "digits")
